@@ -124,7 +124,7 @@ def _error_stages(snap) -> dict[str, int]:
     import pyarrow.parquet as pq
 
     t = pq.read_table(snap.table_path("ingest_errors"), columns=["stage", "source"])
-    return dict(Counter(s or "unknown" for s, src in zip(t["stage"].to_pylist(), t["source"].to_pylist())
+    return dict(Counter(s or "unknown" for s, src in zip(t["stage"].to_pylist(), t["source"].to_pylist(), strict=True)
                         if src == snap.manifest["source"]))
 
 

@@ -128,7 +128,8 @@ REGION_STATS = table(
     col("mask_source", STR, "radgenome, totalsegmentator, builtin, monai, demo, ..."),
     col("voxels", I64, "Voxels inside the mask."),
     col("volume_ml", F64, "Mask volume in millilitres."),
-    *(col(f"bbox_{e}_{a}", I32, f"Bounding box {e} along axis {a}, voxels ({'inclusive' if e == 'min' else 'exclusive'}).")
+    *(col(f"bbox_{e}_{a}", I32,
+          f"Bounding box {e} along axis {a}, voxels ({'inclusive' if e == 'min' else 'exclusive'}).")
       for e in ("min", "max") for a in "xyz"),
     *(col(f"bbox_{e}_mm_{a}", F64, f"Bounding box {e} corner along world axis {a}, mm.")
       for e in ("min", "max") for a in "xyz"),

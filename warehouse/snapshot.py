@@ -125,8 +125,8 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 def sort_table(name: str, table: pa.Table) -> pa.Table:
     if table.num_rows == 0:
         return table
-    keys = [(k, "ascending") for k in schema.sort_key(name)]
-    return table.take(pc.sort_indices(table, sort_keys=keys, null_placement="at_start"))
+    keys = [(k, "ascending", "at_start") for k in schema.sort_key(name)]
+    return table.take(pc.sort_indices(table, sort_keys=keys))
 
 
 class SnapshotWriter:

@@ -1,0 +1,111 @@
+"""`Warehouse`: the one Python entry point. The CLI commands mirror its methods."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from warehouse.engine import Engine
+from warehouse.snapshot import Snapshot, list_snapshots, open_snapshot
+
+
+class Warehouse:
+    """A read-only view of one snapshot of a warehouse root.
+
+    >>> wh = Warehouse.open("build/demo")                     # latest snapshot
+    >>> wh.sql("SELECT count(*) AS n FROM sentences WHERE is_abnormal")
+    """
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._engine = Engine(snapshot)
+
+    @classmethod
+    def open(cls, root: str | Path, snapshot: str | None = None) -> Warehouse:
+        """Open the latest snapshot of `root`, or the snapshot with id `snapshot`."""
+        return cls(open_snapshot(root, snapshot))
+
+    # -- identity ------------------------------------------------------------------------------
+    @property
+    def snapshot_id(self) -> str:
+        return self._snapshot.snapshot_id
+
+    @property
+    def root(self) -> Path:
+        return self._snapshot.root
+
+    @property
+    def path(self) -> Path:
+        """The snapshot's folder (tables/, arrays.zarr, manifest.json)."""
+        return self._snapshot.path
+
+    @property
+    def manifest(self) -> dict:
+        return self._snapshot.manifest
+
+    def snapshots(self) -> list[str]:
+        """Every published snapshot id of this root, oldest first."""
+        return list_snapshots(self.root)
+
+    def info(self) -> dict:
+        """Snapshot id, row counts, sources and inputs, as recorded in the manifest."""
+        m = self.manifest
+        sources = self.sql("SELECT source, count(*) AS cases FROM cases GROUP BY source ORDER BY source")
+        return {"snapshot_id": self.snapshot_id, "path": str(self.path), "created": m.get("created"),
+                "row_counts": m.get("row_counts", {}), "sources": dict(sources.iter_rows()),
+                "inputs": len(m.get("inputs", [])), "base_snapshot": m.get("base_snapshot")}
+
+    # -- SQL -------------------------------------------------------------------------------------
+    def sql(self, query: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """Run read-only SQL over the snapshot's tables with bound `$name` parameters."""
+        return self._engine.sql(query, params)
+
+    def arrow(self, query: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Like `sql`, returning an Arrow table."""
+        return self._engine.arrow(query, params)
+
+    def query(self, name: str, **params: Any) -> pl.DataFrame:
+        """Run a named query of the library (`queries/*.sql`) with typed parameters."""
+        from queries import render
+
+        sql, bound = render(name, **params)
+        return self._engine.sql(sql, bound)
+
+    # -- arrays ----------------------------------------------------------------------------------
+    @cached_property
+    def arrays(self):
+        """The snapshot's array store, read-only (`warehouse.arrays.ArrayStore`)."""
+        from warehouse.arrays import ArrayStore
+
+        return ArrayStore(self._snapshot.arrays_path, mode="r")
+
+    def image(self, case_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """The CT volume (int16 HU) and its 4x4 affine."""
+        return self.arrays.image(case_id)
+
+    def region_mask(self, case_id: str, region: str | int, crop: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """A region's mask (bool) and affine; a parent without a mask is the union of its descendants."""
+        return self.arrays.region_mask(case_id, region, crop=crop)
+
+    def region_crop(self, case_id: str, region: str | int, margin_mm: float = 10.0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """HU crop, mask crop and affine of a region's bounding box grown by `margin_mm`."""
+        return self.arrays.region_crop(case_id, region, margin_mm=margin_mm)
+
+    def close(self) -> None:
+        self._engine.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.root)!r}, snapshot={self.snapshot_id!r})"

@@ -1,0 +1,108 @@
+"""The query engine: DuckDB in process, read-only views over one snapshot's Parquet.
+
+User SQL runs with external file access disabled (only the snapshot's own folder is
+readable, and the setting is locked), parameters bound by DuckDB (``$name``), never
+formatted into strings. Statements other than queries are refused before they run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from warehouse import schema
+from warehouse.errors import QueryRefusedError
+from warehouse.snapshot import Snapshot
+
+# Table functions that read files or the network; refused by name with a clear message
+# (DuckDB's locked configuration refuses them too — this is the readable first line).
+_FILE_FUNCTIONS = ("read_", "glob", "parquet_", "sniff_csv", "iceberg_", "delta_scan", "postgres_",
+                   "mysql_", "sqlite_", "query_table", "httpfs")
+
+
+def check_read_only(query: str) -> None:
+    """Refuse anything but a read-only query over the warehouse's tables.
+
+    DuckDB's own parser decides the statement types (so the check agrees with what would
+    run); sqlglot finds file-reading functions and string-literal tables inside a query.
+    """
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as e:
+        raise QueryRefusedError(f"SQL does not parse: {e}") from None
+    if len(statements) != 1:
+        raise QueryRefusedError(f"expected one SQL statement, got {len(statements)}",
+                                hint="run statements one at a time")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise QueryRefusedError(f"only read-only queries are allowed; this is a {kind.name} statement",
+                                hint="the warehouse is read-only: SELECT (or WITH ... SELECT) only")
+    try:
+        tree = sqlglot.parse_one(query, read="duckdb")
+    except sqlglot.errors.ParseError:
+        return  # DuckDB parsed it as a SELECT; the locked configuration still blocks file access
+    known = set(schema.TABLES) | {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    for node in tree.walk():
+        name = None
+        if isinstance(node, exp.Anonymous):
+            name = node.name
+        elif isinstance(node, exp.Func):
+            name = node.sql_name()
+        if name and name.lower().startswith(_FILE_FUNCTIONS):
+            raise QueryRefusedError(f"reading files is not allowed ({name.lower()}(...))",
+                                    hint="query the warehouse's tables: " + ", ".join(schema.TABLES))
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier) \
+                and node.name.lower() not in known:
+            # sqlglot turns FROM 'file.csv' (a DuckDB file scan) into a quoted identifier too
+            raise QueryRefusedError(f"unknown table {node.name!r} (reading files is not allowed)",
+                                    hint="query the warehouse's tables: " + ", ".join(schema.TABLES))
+
+
+class Engine:
+    """A DuckDB connection with one view per table of a snapshot, locked down for user SQL."""
+
+    def __init__(self, snapshot: Snapshot, *, threads: int | None = None) -> None:
+        self.snapshot = snapshot
+        self._lock = threading.Lock()
+        con = duckdb.connect(":memory:")
+        for name in schema.TABLES:
+            path = str(snapshot.table_path(name)).replace("'", "''")
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        snap_dir = str(snapshot.path).replace("'", "''").rstrip("/") + "/"
+        con.execute(f"SET allowed_directories = ['{snap_dir}']")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        con.execute("SET lock_configuration = true")
+        self._con = con
+
+    def relation(self, query: str, params: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
+        check_read_only(query)
+        try:
+            return self._con.sql(query, params=dict(params) if params else None)
+        except duckdb.PermissionException as e:
+            raise QueryRefusedError(f"refused by the engine: {e}") from None
+
+    def sql(self, query: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """Run a read-only query with bound parameters; the result as a Polars DataFrame."""
+        with self._lock:  # a DuckDB connection runs one statement at a time
+            rel = self.relation(query, params)
+            return rel.pl() if rel is not None else pl.DataFrame()
+
+    def arrow(self, query: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Like `sql`, as an Arrow table."""
+        with self._lock:
+            rel = self.relation(query, params)
+            return rel.to_arrow_table() if rel is not None else pa.table({})
+
+    def close(self) -> None:
+        self._con.close()
