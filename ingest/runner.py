@@ -11,7 +11,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,9 +53,9 @@ def _progress(enabled: bool) -> Progress:
                     TimeElapsedColumn(), disable=not enabled, transient=False)
 
 
-def _execute(jobs: list[CaseJob], ctx: JobContext, runner: str, workers: int,
+def _execute(jobs: Iterable[CaseJob], ctx: JobContext, runner: str, workers: int,
              ray_address: str | None) -> Iterator[tuple[str, dict]]:
-    if runner == "local" or (runner == "pool" and (workers <= 1 or len(jobs) <= 1)):
+    if runner == "local" or (runner == "pool" and (workers <= 1 or (isinstance(jobs, Sized) and len(jobs) <= 1))):
         for job in jobs:
             yield run_job(job, ctx)
     elif runner == "pool":
@@ -101,21 +101,32 @@ def build(source: Source, root: Path | str, *, runner: str = "pool", workers: in
                 case_ids.update(x["case_id"] for x in r if x.get("case_id"))
             if not writer.is_done(key):
                 writer.save_part(key, rows)
-        jobs: list[CaseJob] = list(source.jobs())
-        case_ids.update(j.case_id for j in jobs)
-        todo = [j for j in jobs if not writer.is_done(j.case_id)]
-        task = bar.add_task(f"ingest {source.name}", total=len(jobs), completed=len(jobs) - len(todo))
-        failed = 0
-        for case_id, tables in _execute(todo, ctx, runner, workers, ray_address):
+        jobs = source.jobs()  # may be a generator: sources that stream archives make jobs as they read
+        task = bar.add_task(f"ingest {source.name}", total=len(jobs) if isinstance(jobs, Sized) else None)
+        seen, skipped, failed = [0], [0], 0
+
+        def todo() -> Iterator[CaseJob]:
+            for job in jobs:
+                seen[0] += 1
+                case_ids.add(job.case_id)
+                if writer.is_done(job.case_id):
+                    skipped[0] += 1
+                    bar.advance(task)
+                else:
+                    yield job
+
+        pending = list(todo()) if isinstance(jobs, Sized) else todo()
+        for case_id, tables in _execute(pending, ctx, runner, workers, ray_address):
             if set(tables) == {"ingest_errors"}:
                 failed += 1
             writer.save_part(case_id, tables)
             bar.advance(task)
+        bar.update(task, total=seen[0])
     snap = writer.publish(replaced_cases=case_ids, source=source.name, tables=anatomy().tables(),
                           inputs=describe_inputs(source.inputs()), extra=extra_manifest)
     errors = _error_stages(snap)
-    return BuildSummary(snapshot_id=snap.snapshot_id, root=snap.root, source=source.name, cases=len(jobs),
-                        built=len(todo), skipped=len(jobs) - len(todo), failed=failed,
+    return BuildSummary(snapshot_id=snap.snapshot_id, root=snap.root, source=source.name, cases=seen[0],
+                        built=seen[0] - skipped[0], skipped=skipped[0], failed=failed,
                         seconds=time.perf_counter() - t0, row_counts=snap.manifest["row_counts"],
                         errors_by_stage=errors)
 

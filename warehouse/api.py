@@ -98,6 +98,14 @@ class Warehouse:
         """HU crop, mask crop and affine of a region's bounding box grown by `margin_mm`."""
         return self.arrays.region_crop(case_id, region, margin_mm=margin_mm)
 
+    # -- exports ---------------------------------------------------------------------------------
+    def export(self, out_dir: str | Path, **options: Any):
+        """Write a cohort bundle (tables, NIfTI, MONAI datalist, RadGenome CSVs); options as
+        `warehouse.exports.bundle.export_cohort` (sql= or query= with params=, images=, masks=, crop=, ...)."""
+        from warehouse.exports.bundle import export_cohort
+
+        return export_cohort(self, out_dir, **options)
+
     def close(self) -> None:
         self._engine.close()
 

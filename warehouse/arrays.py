@@ -1,0 +1,351 @@
+"""The array store: CT volumes and lossless label layers, one Zarr v3 group per case.
+
+Layout of ``arrays.zarr`` (a local Zarr v3 store)::
+
+    <case_key>/                 attrs: case_id, affine (4x4), shape, axes (x, y, z), ome (with an image)
+      image                     int16 HU, NIfTI voxel order (x, y, z)
+      labels/                   attrs: ome.labels (layer names), empty (structures with no voxel)
+        <source>-<n>/           one label layer: attrs ome.image-label (colors, properties), mask_source
+          0                     uint8 values, each a structure; properties map value -> structure
+
+Masks overlap (lung, left lung, left lung lower lobe), so they are packed into a few
+non-overlapping layers (`warehouse.labels`); every mask reads back bit-exact. Arrays are
+chunked 64^3, zstd-compressed, one shard per array: a region read fetches only the
+chunks inside the region's bounding box. Each write touches one case group only, so
+worker processes can write different cases of one store at the same time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.errors import ContainsGroupError
+
+from warehouse import ome
+from warehouse.anatomy import Region, anatomy
+from warehouse.errors import ArrayNotFoundError, GridMismatchError, IngestError, WarehouseError
+from warehouse.labels import Box, Structure, label_map_layer, pack_masks, region_stats, slices, union_box, union_in_box
+
+CHUNK = 64
+FORMAT = 1
+LABEL_ZSTD = 9  # zstd level of label layers (uint8: no shuffle)
+IMAGE_FILL = -1024  # air: chunks of pure padding are not stored
+_PLAIN_VOLUME = re.compile(r"^([A-Za-z0-9_]+)\.nii\.gz$")
+
+RegionRef = str | int | Region
+
+
+def case_key(case_id: str) -> str:
+    """The group name of a case: ``train_1_a_1.nii.gz`` -> ``train_1_a_1``; injective for any id.
+
+    Volume names of letters, digits and '_' drop their ``.nii.gz``; any other id becomes a
+    sanitised stem plus '-' and a hash of the id (plain keys never contain '-').
+    """
+    m = _PLAIN_VOLUME.match(case_id)
+    if m:
+        return m.group(1)
+    stem = re.sub(r"\.nii(\.gz)?$", "", case_id)
+    stem = re.sub(r"[^A-Za-z0-9_.]", "_", stem)[:80].strip(".") or "case"
+    return f"{stem}-{hashlib.sha1(case_id.encode()).hexdigest()[:8]}"
+
+
+def chunking(shape: tuple[int, ...]) -> dict:
+    """64^3 chunks, one shard covering the whole array (shard shape rounded up to chunks)."""
+    chunks = tuple(min(CHUNK, n) for n in shape)
+    return {"chunks": chunks, "shards": tuple(-(-n // c) * c for n, c in zip(shape, chunks, strict=True))}
+
+
+@dataclass
+class _Case:
+    """What a read needs to know about one case, loaded once per store object."""
+
+    case_id: str
+    key: str
+    affine: np.ndarray
+    shape: tuple[int, int, int]
+    has_image: bool
+    structures: list[Structure]
+    arrays: dict[str, zarr.Array] = field(default_factory=dict)
+
+
+class ArrayStore:
+    """CT volumes and label layers of many cases; see the module docstring for the layout."""
+
+    def __init__(self, path: Path | str, mode: str = "a") -> None:
+        if mode not in ("r", "a"):
+            raise ValueError(f"mode must be 'r' or 'a', not {mode!r}")
+        self.path, self.mode = Path(path), mode
+        if mode == "r" and not (self.path / "zarr.json").is_file():
+            raise ArrayNotFoundError(f"no array store at {self.path}", hint="build the warehouse first")
+        self._store = zarr.storage.LocalStore(self.path, read_only=mode == "r")
+        self._root = self._open_root()
+        self._cases: dict[str, _Case] = {}
+
+    def _open_root(self) -> zarr.Group:
+        """Open the root group; in mode 'a' create it once, if missing (case writes never touch it)."""
+        if self.mode == "r":
+            return zarr.open_group(self._store, mode="r")
+        try:
+            return zarr.open_group(self._store, mode="a",
+                                   attributes={"radgenome_warehouse": {"arrays_format": FORMAT}})
+        except ContainsGroupError:  # another process created it between zarr's check and its write
+            return zarr.open_group(self._store, mode="r+")
+
+    def __repr__(self) -> str:
+        return f"ArrayStore({str(self.path)!r}, mode={self.mode!r})"
+
+    # -- writing -----------------------------------------------------------------------------
+    def write_image(self, case_id: str, hu: np.ndarray, affine: np.ndarray) -> None:
+        """Store a case's CT (HU, voxel order x, y, z). Starts the case afresh: write it first."""
+        self._writable(case_id)
+        hu = np.asarray(hu)
+        affine = _check_affine(affine, case_id)
+        if hu.ndim != 3:
+            raise IngestError(f"CT must be 3-D, got shape {hu.shape}", case_id=case_id, stage="image")
+        if hu.dtype != np.int16:
+            if hu.dtype.kind == "f":
+                hu = np.rint(hu)
+            if hu.size and (hu.min() < -32768 or hu.max() > 32767):
+                raise IngestError(f"HU values {hu.min()}..{hu.max()} do not fit int16", case_id=case_id,
+                                  stage="image", hint="check RescaleSlope/RescaleIntercept")
+            hu = hu.astype(np.int16)
+        key = case_key(case_id)
+        self._cases.pop(key, None)
+        group = zarr.create_group(self._store, path=key, overwrite=True,
+                                  attributes=_case_attrs(case_id, affine, hu.shape))
+        arr = zarr.create_array(self._store, name=f"{key}/image", shape=hu.shape, dtype="int16",
+                                fill_value=IMAGE_FILL, **chunking(hu.shape),
+                                compressors=BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"))
+        arr[...] = hu
+        group.attrs["ome"] = ome.image_attrs(case_id, affine)
+
+    def write_masks(self, case_id: str, masks: Mapping[str, Any] | Iterable[tuple[str, Any]],
+                    affine: np.ndarray, mask_source: str = "radgenome",
+                    resolve: Callable[[str], Region] | None = None) -> list[dict]:
+        """Store binary masks (name -> array) as label layers; returns `region_stats` rows.
+
+        A mask value is an array, an ``(array, affine)`` pair, or a nibabel image; values are
+        read one at a time, so ``{name: nib.load(path)}`` never holds more than one mask.
+        Replaces the structures this case had from `mask_source`; keeps other sources'.
+        """
+        affine, grid = self._grid(case_id, affine, "masks")
+        layers, structures, shape = pack_masks(case_id, masks, grid, affine, mask_source,
+                                               _layer_prefix(mask_source), resolve or anatomy().resolve)
+        return self._commit(case_id, mask_source, layers, structures, affine, shape)
+
+    def write_label_map(self, case_id: str, labels: Any, classes: Mapping[int, str], affine: np.ndarray,
+                        mask_source: str = "labelmap", resolve: Callable[[str], Region] | None = None) -> list[dict]:
+        """Store an integer label map ({value: class name}, 0 = background) as one layer."""
+        affine, grid = self._grid(case_id, affine, "label map")
+        layers, structures, shape = label_map_layer(case_id, labels, classes, grid, affine, mask_source,
+                                                    _layer_prefix(mask_source), resolve or anatomy().resolve)
+        return self._commit(case_id, mask_source, layers, structures, affine, shape)
+
+    def delete_case(self, case_id: str) -> None:
+        """Remove a case's group (no error when it is absent)."""
+        self._writable(case_id)
+        key = case_key(case_id)
+        self._cases.pop(key, None)
+        if key in self._root:
+            del self._root[key]
+
+    def _grid(self, case_id: str, affine: np.ndarray, what: str) -> tuple[np.ndarray, tuple | None]:
+        """The call's affine, checked against the case's grid (image or earlier masks) if it has one."""
+        self._writable(case_id)
+        affine = _check_affine(affine, case_id)
+        try:
+            case = self._case(case_id)
+        except ArrayNotFoundError:
+            return affine, None
+        if not np.allclose(affine, case.affine, atol=1e-3):
+            raise GridMismatchError(f"the {what}' affine {np.round(affine, 3).tolist()} differs from the case's "
+                                    f"{np.round(case.affine, 3).tolist()}", case_id=case_id, stage="masks",
+                                    hint="masks must be on the CT's grid: resample them first")
+        return affine, (case.shape, case.affine)
+
+    def _commit(self, case_id: str, mask_source: str, layers: dict[str, np.ndarray],
+                structures: list[Structure], affine: np.ndarray, shape: tuple | None) -> list[dict]:
+        """Write one source's layers into the case (replacing that source's) and compute its stats."""
+        key = case_key(case_id)
+        try:
+            case: _Case | None = self._case(case_id)
+        except ArrayNotFoundError:
+            case = None
+        if case is None and shape is None:  # a new case and no mask at all: nothing to record
+            return []
+        if case is None:
+            zarr.create_group(self._store, path=key, attributes=_case_attrs(case_id, affine, shape))
+        image = self.image(case_id)[0] if case is not None and case.has_image else None
+        labels = zarr.open_group(self._store, path=f"{key}/labels", mode="a")
+        listed = labels.attrs.get("ome", {}).get("labels", [])
+        keep = [n for n in listed if n in labels and labels[n].attrs.get("mask_source") != mask_source]
+        for name in [n for n in labels.group_keys() if n not in keep]:  # this source's, and leftovers
+            del labels[name]
+        for name, arr in layers.items():
+            props = [s.ome_property() for s in structures if s.layer == name]
+            zarr.create_group(self._store, path=f"{key}/labels/{name}", attributes={
+                "mask_source": mask_source,
+                "ome": ome.image_label_attrs(case_id, name, affine, props, has_image=image is not None)})
+            out = zarr.create_array(self._store, name=f"{key}/labels/{name}/0", shape=arr.shape, dtype=arr.dtype,
+                                    fill_value=0, **chunking(arr.shape), compressors=ZstdCodec(level=LABEL_ZSTD))
+            out[...] = arr
+        empty = [d for d in labels.attrs.get("empty", []) if d["mask_source"] != mask_source]
+        empty += [s.to_dict() for s in structures if s.layer is None]
+        labels.attrs.update({"ome": ome.labels_attrs(keep + list(layers)), "empty": empty})
+        self._cases.pop(key, None)
+        return region_stats(case_id, mask_source, structures, lambda name, sl: layers[name][sl], affine,
+                            image, anatomy())
+
+    def _writable(self, case_id: str) -> None:
+        if self.mode != "a":
+            raise WarehouseError(f"{self.path} is open read-only", case_id=case_id, hint="open it with mode='a'")
+
+    # -- reading -----------------------------------------------------------------------------
+    def cases(self) -> list[str]:
+        """Case ids in the store."""
+        found = (ome.read_attrs(p) for p in self.path.iterdir() if p.is_dir())
+        return sorted(a["case_id"] for a in found if a and "case_id" in a)
+
+    def has_image(self, case_id: str) -> bool:
+        try:
+            return self._case(case_id).has_image
+        except ArrayNotFoundError:
+            return False
+
+    def image(self, case_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """The whole CT (int16 HU) and its affine."""
+        case = self._image_case(case_id)
+        return self._array(case, "image")[...], case.affine.copy()
+
+    def grid(self, case_id: str) -> tuple[tuple[int, int, int], np.ndarray]:
+        """Shape and affine of a case's grid (metadata only, no voxel is read)."""
+        case = self._case(case_id)
+        return case.shape, case.affine.copy()
+
+    def structures(self, case_id: str) -> list[dict]:
+        """Every stored mask of a case: name, region, region_id, layer, value, voxels, bbox, mask_source."""
+        return [s.to_dict() for s in self._case(case_id).structures]
+
+    def region_bbox(self, case_id: str, region: RegionRef, mask_source: str | None = None) -> Box | None:
+        """Voxel box (lo inclusive, hi exclusive) of a region in a case; None when it is empty."""
+        _, structures = self._region_structures(self._case(case_id), region, mask_source)
+        return union_box(s.bbox for s in structures)
+
+    def region_mask(self, case_id: str, region: RegionRef, crop: bool = False,
+                    mask_source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A region's mask and affine: its own structures' union, else its descendants'.
+
+        `crop=True` returns only the bounding box (an empty region: a (0, 0, 0) array), with
+        the affine shifted to the box. `mask_source` restricts to one source's structures.
+        """
+        case = self._case(case_id)
+        _, structures = self._region_structures(case, region, mask_source)
+        box = union_box(s.bbox for s in structures)
+        if box is None:
+            return (np.zeros((0, 0, 0) if crop else case.shape, bool),
+                    case.affine.copy())
+        mask = union_in_box(self._reader(case), structures, box)
+        if crop:
+            return mask, _shift(case.affine, box[0])
+        full = np.zeros(case.shape, bool)
+        full[slices(box)] = mask
+        return full, case.affine.copy()
+
+    def region_crop(self, case_id: str, region: RegionRef, margin_mm: float = 10.0,
+                    mask_source: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """HU crop, mask crop and affine of a region's bbox grown by `margin_mm`, clipped to the grid."""
+        case = self._image_case(case_id)
+        reg, structures = self._region_structures(case, region, mask_source)
+        box = union_box(s.bbox for s in structures)
+        if box is None:
+            raise ArrayNotFoundError(f"region {reg.name!r} is empty in case {case_id!r}: nothing to crop",
+                                     case_id=case_id)
+        grow = np.ceil(max(float(margin_mm), 0.0) / ome.spacing(case.affine) - 1e-9).astype(int)
+        lo = tuple(max(0, a - g) for a, g in zip(box[0], grow, strict=True))
+        hi = tuple(min(n, b + g) for b, g, n in zip(box[1], grow, case.shape, strict=True))
+        big = (lo, hi)
+        hu = self._array(case, "image")[slices(big)]
+        return hu, union_in_box(self._reader(case), structures, big), _shift(case.affine, lo)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _case(self, case_id: str) -> _Case:
+        key = case_key(case_id)
+        if key not in self._cases:
+            self._cases[key] = _load_case(self.path, key, case_id)
+        return self._cases[key]
+
+    def _image_case(self, case_id: str) -> _Case:
+        case = self._case(case_id)
+        if not case.has_image:
+            raise ArrayNotFoundError(f"case {case_id!r} has no CT image in the store", case_id=case_id,
+                                     hint="its masks are there; ingest the CT to read HU")
+        return case
+
+    def _array(self, case: _Case, name: str) -> zarr.Array:
+        if name not in case.arrays:
+            path = f"{case.key}/image" if name == "image" else f"{case.key}/labels/{name}/0"
+            case.arrays[name] = zarr.open_array(self._store, path=path, mode="r")
+        return case.arrays[name]
+
+    def _reader(self, case: _Case) -> Callable[[str, tuple[slice, ...]], np.ndarray]:
+        return lambda layer, sl: self._array(case, layer)[sl]
+
+    def _region_structures(self, case: _Case, region: RegionRef,
+                           mask_source: str | None) -> tuple[Region, list[Structure]]:
+        dag = anatomy()
+        reg = region if isinstance(region, Region) else (
+            dag.get(region) if isinstance(region, int) else dag.resolve(region))
+        have = [s for s in case.structures if mask_source is None or s.mask_source == mask_source]
+        own = [s for s in have if s.region_id == reg.region_id]
+        if own:
+            return reg, own
+        below = {dag.get(n).region_id for n in dag.descendants(reg.name)}
+        under = [s for s in have if s.region_id in below]
+        if not under:
+            names = sorted({s.region for s in have})
+            raise ArrayNotFoundError(
+                f"case {case.case_id!r} has no mask for region {reg.name!r}"
+                + (f" from {mask_source!r}" if mask_source else ""), case_id=case.case_id,
+                hint=f"it has {len(names)} regions: " + ", ".join(names[:40]) + (", ..." if len(names) > 40 else ""))
+        return reg, under
+
+
+def _case_attrs(case_id: str, affine: np.ndarray, shape: tuple[int, ...]) -> dict:
+    return {"case_id": case_id, "affine": np.asarray(affine, float).tolist(), "shape": [int(n) for n in shape],
+            "axes": list(ome.AXES)}
+
+
+def _check_affine(affine: np.ndarray, case_id: str) -> np.ndarray:
+    a = np.asarray(affine, dtype=float)
+    if a.shape != (4, 4) or not np.isfinite(a).all() or abs(np.linalg.det(a[:3, :3])) < 1e-9:
+        raise IngestError(f"not a usable 4x4 affine: {a.tolist()}", case_id=case_id, stage="arrays")
+    return a
+
+
+def _layer_prefix(mask_source: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.]", "_", mask_source).strip(".") or "masks"
+    return safe if safe == mask_source else f"{safe}_{hashlib.sha1(mask_source.encode()).hexdigest()[:6]}"
+
+
+def _shift(affine: np.ndarray, lo: Iterable[int]) -> np.ndarray:
+    """The affine of a crop starting at voxel `lo`: same world coordinates for the same voxel."""
+    out = np.array(affine, dtype=float)
+    out[:3, 3] = affine[:3, :3] @ np.asarray(list(lo), float) + affine[:3, 3]
+    return out
+
+
+def _load_case(root: Path, key: str, case_id: str) -> _Case:
+    attrs = ome.read_attrs(root / key)
+    if attrs is None or "affine" not in attrs:
+        raise ArrayNotFoundError(f"no case {case_id!r} in the array store", case_id=case_id)
+    return _Case(case_id=attrs.get("case_id", case_id), key=key, affine=np.asarray(attrs["affine"], float),
+                 shape=tuple(attrs["shape"]), has_image=(root / key / "image" / "zarr.json").is_file(),
+                 structures=ome.read_structures(root / key))

@@ -1,0 +1,135 @@
+"""Report structuring commands: `structure`, `label` and `eval grounding|labels`.
+
+They mirror `ingest.structure`: CT-RATE reports in, RadGenome region reports or CT-RATE
+labels out, with the rows that could not be structured named on stderr and in
+`OUT.errors.csv`; `eval` scores against released truth (see `ingest.structure.eval`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from warehouse.errors import WarehouseError
+
+BackendOpt = Annotated[str, typer.Option("--backend", help="rules (default), vllm or openai.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model path (vllm) or name (openai).")]
+UrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL (openai).")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Processes to structure with.")]
+PartOpt = Annotated[str | None, typer.Option("--part", help="Score one stable share of the cases: k/n, e.g. 1/2.")]
+InputArg = Annotated[Path, typer.Argument(help="CT-RATE reports CSV: VolumeName, Findings_EN[, Impressions_EN].")]
+RegionTruth = Annotated[Path, typer.Option("--truth", help="Folder of RadGenome region-report CSVs (one per region).")]
+LabelTruth = Annotated[Path, typer.Option("--truth", help="CSV: AccessionNo,report_text + 18 manual labels.")]
+
+
+def _backend(name: str, model: str | None, base_url: str | None):
+    from ingest.structure import get_backend
+
+    options = {k: v for k, v in (("model", model), ("base_url", base_url)) if v is not None}
+    try:
+        return get_backend(name, **options)
+    except TypeError as e:
+        raise WarehouseError(f"backend {name!r} does not take {', '.join(options)}: {e}", stage="structure") from None
+
+
+def _run(input_csv: Path, out: Path, backend, write, workers: int = 1) -> None:
+    """Read, structure (in `workers` processes) with a progress bar, write; name the rows that failed;
+    exit 1 if none worked."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from rich.progress import Progress
+
+    from ingest.structure import io
+
+    src = io.read_reports(input_csv)
+    reports, results, chunk = src.reports, [], 512
+    chunks = [reports[k:k + chunk] for k in range(0, len(reports), chunk)]
+    with Progress(transient=True, disable=len(chunks) < 2) as progress:
+        task = progress.add_task("structuring", total=len(reports))
+        pool = ProcessPoolExecutor(workers) if workers > 1 and len(chunks) > 1 else None
+        try:
+            for part in (pool.map(backend.structure, chunks) if pool else map(backend.structure, chunks)):
+                results.extend(part)
+                progress.advance(task, len(part))
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)
+    rows = write(results, out)
+    failed = [(line, r.case_id, r.error) for line, r in zip(src.lines, results, strict=True) if r.error]
+    errors = sorted(src.bad + failed)
+    done = sum(r.ok for r in results)
+    typer.echo(f"{done} of {len(reports) + len(src.bad)} reports structured by {backend.extractor}; "
+               f"{rows} rows written to {out}", err=True)
+    if errors:
+        err_file = out.with_name(out.name + ".errors.csv")
+        io.write_errors(errors, err_file)
+        typer.secho(f"{len(errors)} row(s) could not be structured (all listed in {err_file}):", err=True,
+                    fg="yellow")
+        for line, case_id, message in errors[:10]:
+            typer.echo(f"  line {line} {case_id or '(no id)'}: {message}", err=True)
+    if reports and not done or not reports:
+        raise typer.Exit(1)
+
+
+def _print_scores(scores, summary: str, key_name: str, title: str) -> None:
+    from ingest.structure.eval import format_table
+
+    rows = list(format_table(scores, summary, key_name))
+    width = max(len(r[0]) for r in rows)
+    typer.echo(f"{title:<{width}}  precision  recall     F1")
+    for key, p, r, f in rows:
+        typer.echo(f"{key:<{width}}  {p:>9}  {r:>6}  {f:>6}")
+    if scores.errors:
+        typer.secho(f"{len(scores.errors)} case(s) could not be structured, e.g. {scores.errors[0]}", err=True,
+                    fg="yellow")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("structure")
+    def structure(
+        input_csv: InputArg,
+        out: Annotated[Path, typer.Option("-o", "--output", help="RadGenome region_report CSV to write.")],
+        backend: BackendOpt = "rules", model: ModelOpt = None, base_url: UrlOpt = None, workers: WorkersOpt = 1,
+    ) -> None:
+        """Ground each report's sentences in the anatomy: RadGenome's region_report format out."""
+        from ingest.structure import io
+
+        _run(input_csv, out, _backend(backend, model, base_url), io.write_region_report, workers)
+
+    @app.command("label")
+    def label(
+        input_csv: InputArg,
+        out: Annotated[Path, typer.Option("-o", "--output", help="CT-RATE multi_abnormality_labels CSV to write.")],
+        backend: BackendOpt = "rules", model: ModelOpt = None, base_url: UrlOpt = None, workers: WorkersOpt = 1,
+    ) -> None:
+        """The 18 CT-RATE abnormality labels (0/1) of each report."""
+        from ingest.structure import io
+
+        _run(input_csv, out, _backend(backend, model, base_url), io.write_labels, workers)
+
+    eval_app = typer.Typer(help="Score report structuring against released truth.", no_args_is_help=True)
+    app.add_typer(eval_app, name="eval")
+
+    @eval_app.command("grounding")
+    def eval_grounding(
+        truth: RegionTruth,
+        part: PartOpt = None, backend: BackendOpt = "rules", model: ModelOpt = None, base_url: UrlOpt = None,
+    ) -> None:
+        """Token micro-F1 of each top-level region's paragraph, per region and overall."""
+        from ingest.structure.eval import eval_grounding as run
+
+        scores = run(truth, _backend(backend, model, base_url), part=part)
+        _print_scores(scores, "micro", "volumes", "region")
+
+    @eval_app.command("labels")
+    def eval_labels(
+        truth: LabelTruth,
+        part: PartOpt = None, backend: BackendOpt = "rules", model: ModelOpt = None, base_url: UrlOpt = None,
+    ) -> None:
+        """Per-class F1 of the 18 CT-RATE labels and their macro-F1."""
+        from ingest.structure.eval import eval_labels as run
+
+        scores = run(truth, _backend(backend, model, base_url), part=part)
+        _print_scores(scores, "macro", "reports", "class")

@@ -1,0 +1,234 @@
+"""Cohort exports: one folder a person can hand on, written whole or not at all.
+
+A cohort is a SQL query (or a named query with parameters) that returns ``case_id``.
+`export_cohort` writes::
+
+    OUT/README.md                       what the folder holds, where it came from, its licences
+    OUT/manifest.json                   query and parameters, snapshot id, creation time, row counts,
+                                        bytes and sha256 per file, licences of the sources
+    OUT/tables/<table>.{parquet,csv}    the cohort's rows of every table (anatomy tables whole)
+    OUT/images/<case>.nii.gz            CT (int16 HU) on the warehouse's grid, whole or cropped
+    OUT/masks/<case>/<region>.nii.gz    region masks (uint8 0/1) on the same grid as the image
+    OUT/reports.csv                     the reports in CT-RATE's columns (for `radgenome ingest folder`)
+    OUT/datalist.json                   a MONAI datalist: image, label and the text fields
+    OUT/radgenome/...                   the cohort in the released RadGenome / CT-RATE CSV formats
+
+``<case>`` is the array store's case key (``train_1_a_1.nii.gz`` -> ``train_1_a_1``; any other
+id a sanitised stem plus a hash), so no name leaves OUT and a re-ingested folder gets the
+same case ids. The bundle is built in a hidden folder beside OUT and renamed into place
+when complete. A dry run builds the text files in a private temporary folder (removed
+after), so its file count and their bytes are exact; NIfTI bytes are an upper bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from warehouse.anatomy import anatomy
+from warehouse.errors import ArrayNotFoundError, WarehouseError
+from warehouse.exports import bundle_tables
+from warehouse.exports.nifti import ArrayFile, plan_case, write_case
+
+if TYPE_CHECKING:
+    from warehouse.api import Warehouse
+
+KIND = "radgenome-warehouse cohort export"
+FORMAT_VERSION = 1
+LICENCES: tuple[dict, ...] = (
+    {"dataset": "RadGenome-ChestCT", "licence": "CC-BY-4.0",
+     "url": "https://huggingface.co/datasets/RadGenome/RadGenome-ChestCT"},
+    {"dataset": "CT-RATE", "licence": "CC-BY-NC-SA-4.0",
+     "url": "https://huggingface.co/datasets/ibrahimhamamci/CT-RATE"},
+)
+
+
+class ExportError(WarehouseError):
+    """An export that cannot be written as asked (non-empty target, empty cohort, bad query)."""
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote (or, for a dry run, would write)."""
+
+    out_dir: Path
+    cases: int
+    files: int
+    bytes: int
+    dry_run: bool = False
+    bytes_exact: bool = True  # False for a dry run with NIfTI files: their bytes are an upper bound
+    row_counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # cases or files left out, and why
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        size = f"{'at most ' if not self.bytes_exact else ''}{self.bytes / 1e6:.1f} MB"
+        verb = "would write" if self.dry_run else "wrote"
+        text = f"{verb} {self.cases} cases, {self.files} files, {size} to {self.out_dir}"
+        return text + (f" ({len(self.notes)} notes)" if self.notes else "") + \
+            ("" if self.dry_run else f" in {self.seconds:.1f} s")
+
+
+def export_cohort(wh: Warehouse, out_dir: str | Path, sql: str | None = None, query: str | None = None,
+                  params: Mapping[str, Any] | None = None, images: bool = False, masks: Sequence[str] = (),
+                  crop: str | None = None, margin_mm: float = 10.0, dry_run: bool = False,
+                  overwrite: bool = False, workers: int = 4) -> ExportSummary:
+    """Export the cohort `sql` (or named `query`) returns, as the bundle the module docstring describes.
+
+    `masks`: regions whose masks to write (names, paths or synonyms of the DAG); `crop`: a
+    region to crop images and masks to, grown by `margin_mm`. `workers`: threads writing
+    NIfTI files (gzip runs outside the GIL).
+    """
+    t0 = time.perf_counter()
+    out = Path(out_dir).expanduser().resolve()
+    check_target(out, overwrite)
+    query_text, bound, case_ids = cohort(wh, sql, query, params)
+    dag = anatomy()
+    crop_name = dag.resolve(crop).name if crop else None
+    mask_names = list(dict.fromkeys(dag.resolve(r).name for r in masks))
+    keys = bundle_tables.case_keys(case_ids)
+    plans, notes = _plan_arrays(wh, case_ids, keys, images, mask_names, crop_name, margin_mm)
+    options = {"images": images, "masks": mask_names, "crop": crop_name, "margin_mm": margin_mm}
+    if not dry_run:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".radgenome-dry-" if dry_run else f".{out.name}.partial-",
+                                  dir=None if dry_run else out.parent))
+    try:
+        counts = bundle_tables.write_text_files(wh, stage, case_ids, keys, plans, crop_name, mask_names)
+        shown = query_text if query is None else f"-- named query {query}\n{query_text.strip()}"
+        bundle_tables.write_readme(stage / "README.md", wh.snapshot_id, shown, len(case_ids), LICENCES)
+        array_files = [f for files in plans.values() for f in files]
+        manifest = {
+            "kind": KIND, "format_version": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "snapshot_id": wh.snapshot_id, "warehouse": str(wh.root),
+            "query": {"name": query, "sql": query_text, "params": _jsonable(bound)},
+            "options": options, "cases": len(case_ids), "case_files": keys, "row_counts": counts,
+            "licences": list(LICENCES), "notes": notes,
+        }
+        if dry_run:
+            text = _hash_files(stage)
+            bound_bytes = sum(f.bytes_bound for f in array_files)
+            manifest["files"] = {**text, **{f.rel: {"bytes": f.bytes_bound, "sha256": "0" * 64}
+                                            for f in array_files}}
+            size = sum(v["bytes"] for v in text.values()) + bound_bytes + len(_manifest_bytes(manifest))
+            return ExportSummary(out, len(case_ids), len(manifest["files"]) + 1, size, True, not array_files,
+                                 counts, notes, time.perf_counter() - t0)
+        store = wh.arrays if array_files else None
+        with ThreadPoolExecutor(max(1, workers)) as pool:  # one task per case; files land in the stage
+            list(pool.map(lambda files: write_case(store, files, stage), plans.values()))
+        manifest["files"] = _hash_files(stage)
+        (stage / "manifest.json").write_bytes(_manifest_bytes(manifest))
+        size = sum(v["bytes"] for v in manifest["files"].values()) + (stage / "manifest.json").stat().st_size
+        publish(stage, out, overwrite)
+        return ExportSummary(out, len(case_ids), len(manifest["files"]) + 1, size, False, True, counts, notes,
+                             time.perf_counter() - t0)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def cohort(wh: Warehouse, sql: str | None, query: str | None,
+           params: Mapping[str, Any] | None) -> tuple[str, dict, list[str]]:
+    """The query text, its bound parameters and the cohort's case ids (sorted, known to the warehouse)."""
+    if (sql is None) == (query is None):
+        raise ExportError("give the cohort as exactly one of a SQL query or a named query",
+                          hint="--sql \"SELECT case_id FROM cases WHERE ...\" or --query NAME --param k=v")
+    if query is not None:
+        from queries import render
+
+        text, bound = render(query, **dict(params or {}))
+    else:
+        text, bound = sql, dict(params or {})
+    df = wh.sql(text, bound)
+    if "case_id" not in df.columns:
+        raise ExportError(f"the cohort query returns no case_id column (it returns {', '.join(df.columns)})",
+                          hint="select the cases' ids: SELECT DISTINCT case_id FROM ...")
+    wanted = sorted({c for c in df["case_id"].to_list() if c is not None})
+    known = set(wh.sql("SELECT case_id FROM cases WHERE case_id IN (SELECT unnest($ids))",
+                       {"ids": wanted})["case_id"].to_list())
+    case_ids = [c for c in wanted if c in known]
+    if not case_ids:
+        raise ExportError("the cohort is empty: the query returned no case of this warehouse",
+                          hint=f"check it with `radgenome sql --warehouse {wh.root} \"...\"`")
+    return text, dict(bound), case_ids
+
+
+def check_target(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty OUT_DIR without `overwrite`, and anything but an earlier export with it."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} exists and is not a folder", hint="choose a folder for the export")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise ExportError(f"{out} is not empty", hint="pass --overwrite to replace an earlier export, "
+                                                     "or choose a new or empty folder")
+    try:
+        kind = json.loads((out / "manifest.json").read_text()).get("kind")
+    except (OSError, ValueError):
+        kind = None
+    if kind != KIND:
+        raise ExportError(f"{out} is not empty and is not a cohort export: --overwrite only replaces exports",
+                          hint="choose a new or empty folder")
+
+
+def publish(stage: Path, out: Path, overwrite: bool) -> None:
+    """Move the finished stage to OUT in one rename (an earlier export is moved aside first)."""
+    check_target(out, overwrite)
+    old = None
+    if out.is_dir():
+        if any(out.iterdir()):
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.rename(out, old)
+        else:
+            out.rmdir()
+    os.rename(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _plan_arrays(wh: Warehouse, case_ids: list[str], keys: dict[str, str], images: bool, masks: list[str],
+                 crop: str | None, margin_mm: float) -> tuple[dict[str, list[ArrayFile]], list[str]]:
+    if not images and not masks:
+        return {}, []
+    try:
+        store = wh.arrays
+    except ArrayNotFoundError as e:
+        raise ExportError("this warehouse holds no arrays: images and masks cannot be exported",
+                          hint="export the tables only (no --images, --masks)") from e
+    if len({bundle_tables.safe_name(r) for r in masks}) != len(masks):
+        raise ExportError(f"regions {masks} would share a mask file name", hint="export them one at a time")
+    plans, notes = {}, []
+    for c in case_ids:
+        plans[c], more = plan_case(store, c, keys[c], bundle_tables.safe_name, image=images, masks=masks,
+                                   crop=crop, margin_mm=margin_mm)
+        notes += more
+    return plans, notes
+
+
+def _hash_files(folder: Path) -> dict[str, dict]:
+    out = {}
+    for p in sorted(x for x in folder.rglob("*") if x.is_file()):
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):  # noqa: B023
+                h.update(block)
+        out[p.relative_to(folder).as_posix()] = {"bytes": p.stat().st_size, "sha256": h.hexdigest()}
+    return out
+
+
+def _manifest_bytes(manifest: dict) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _jsonable(params: Mapping[str, Any]) -> dict:
+    return {k: v if isinstance(v, str | int | float | bool | None | list) else str(v) for k, v in params.items()}

@@ -1,0 +1,186 @@
+"""The released RadGenome-ChestCT and CT-RATE CSVs: their columns, and writing them back.
+
+`RADGENOME_FILES` and `CT_RATE_FILES` map each released column onto a warehouse column;
+the ingest readers (`ingest.sources.radgenome_csv`, `ingest.sources.ct_rate`) and
+`export_release` both use them, so the round trip is one table read in two directions.
+For the real release files the export equals the input as multisets of rows: the raw
+texts (``Size``, comma lists of ``Abnormality`` and ``Disorders``) are kept beside their
+parsed values, and CT-RATE's 44 metadata columns are kept as strings in ``metadata_json``.
+
+Output layout (the release layouts, so the folder can be ingested again)::
+
+    OUT/dataset/radgenome_files/{train,validation}_{region_report,vqa_*,case_disorders}.csv
+    OUT/radgenome_validation_regions/<top-level region>.csv
+    OUT/ct_rate/dataset/radiology_text_reports/{train,validation}_reports.csv
+    OUT/ct_rate/dataset/metadata/{train,validation}_metadata.csv
+    OUT/ct_rate/dataset/multi_abnormality_labels/{train,valid}_predicted_labels.csv
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from warehouse.schema import CT_RATE_LABELS
+from warehouse.snapshot import Snapshot, open_snapshot
+
+NOT_GIVEN = "Not given."  # CT-RATE's empty report field; stored as null
+RELEASE_EXTRACTOR = "radgenome-release"
+REGION_FILES_EXTRACTOR = "radgenome-validation-regions"  # one file per top-level region (Reg2RG layout)
+
+
+@dataclass(frozen=True)
+class ReleasedFile:
+    """One released CSV kind: file name, columns, and the warehouse column each maps onto."""
+
+    kind: str  # the part after the split: vqa_size -> train_vqa_size.csv
+    table: str  # warehouse table the rows live in
+    columns: tuple[tuple[str, str], ...]  # (released column, warehouse column), in file order
+    folder: str  # folder inside the release's dataset/
+    vqa_type: str | None = None
+    split_names: tuple[str, str] = ("train", "validation")  # file prefixes for train, validation
+
+    @property
+    def header(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    def file_name(self, split: str) -> str:
+        return f"{self.split_names[split != 'train']}_{self.kind}.csv"
+
+
+_V, _A = ("Volumename", "case_id"), ("Anatomy", "anatomy_path")
+RADGENOME_FILES: dict[str, ReleasedFile] = {f.kind: f for f in (
+    ReleasedFile("region_report", "sentences", (_V, _A, ("Sentence", "text")), "radgenome_files"),
+    ReleasedFile("vqa_abnormality", "vqa", (_V, _A, ("Abnormality", "answer")), "radgenome_files", "abnormality"),
+    # The location answer is the path itself: `answer` = `anatomy_path`, `term` = the abnormality.
+    ReleasedFile("vqa_location", "vqa", (_V, _A, ("Abnormality", "term")), "radgenome_files", "location"),
+    ReleasedFile("vqa_presence", "vqa", (_V, _A, ("Finding", "term"), ("Presence", "answer")), "radgenome_files",
+                 "presence"),
+    ReleasedFile("vqa_size", "vqa", (_V, _A, ("Abnormality", "term"), ("Size", "answer")), "radgenome_files",
+                 "size"),
+    ReleasedFile("case_disorders", "vqa", (_V, ("Disorders", "answer")), "radgenome_files", "disorders"),
+)}
+# Validation region files: the columns of a region report, one file per top-level region.
+REGION_FILE = ReleasedFile("regions", "sentences", (_V, _A, ("Sentence", "text")), "radgenome_validation_regions")
+
+CT_RATE_FILES: dict[str, ReleasedFile] = {f.kind: f for f in (
+    ReleasedFile("reports", "reports", (("VolumeName", "case_id"), ("ClinicalInformation_EN", "clinical_information"),
+                                        ("Technique_EN", "technique"), ("Findings_EN", "findings"),
+                                        ("Impressions_EN", "impressions")), "radiology_text_reports"),
+    ReleasedFile("metadata", "cases", (("VolumeName", "case_id"),), "metadata"),  # + every column, as released
+    ReleasedFile("predicted_labels", "case_labels", (("VolumeName", "case_id"),)
+                 + tuple((name, "value") for name in CT_RATE_LABELS), "multi_abnormality_labels",
+                 split_names=("train", "valid")),
+)}
+
+
+def _split(case_id: str, splits: dict[str, str]) -> str:
+    return splits.get(case_id) or ("validation" if case_id.startswith("valid") else "train")
+
+
+def _write(path: Path, header: list[str], rows: Iterable[list]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        for row in rows:
+            w.writerow(["" if v is None else v for v in row])
+            n += 1
+    return n
+
+
+def _read(snap: Snapshot, table: str, columns: list[str], cases: set[str] | None) -> list[dict]:
+    t = pq.read_table(snap.table_path(table), columns=columns)
+    if cases is not None:
+        t = t.filter(pc.is_in(t["case_id"], value_set=pa.array(sorted(cases), pa.string())))
+    return t.to_pylist()
+
+
+def _by_split_and_order(rows: list[dict], splits: dict[str, str], *order: str) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in sorted(rows, key=lambda r: tuple((r[k] is not None, r[k]) for k in ("case_id", *order))):
+        out[_split(r["case_id"], splits)].append(r)
+    return out
+
+
+def export_release(root: Path | str, out_dir: Path | str, snapshot: str | None = None,
+                   cases: Iterable[str] | None = None) -> dict[str, int]:
+    """Write the snapshot's rows (of `cases` only, if given) as the released CSVs under `out_dir`.
+
+    Returns {path relative to `out_dir`: data rows}; files with no rows are not written.
+    """
+    snap, out = open_snapshot(root, snapshot), Path(out_dir)
+    only = None if cases is None else set(cases)
+    cases = _read(snap, "cases", ["case_id", "split", "metadata_json"], only)
+    splits = {c["case_id"]: c["split"] for c in cases if c["split"]}
+    written: dict[str, int] = {}
+
+    def emit(rel: str, header: list[str], rows: Iterable[list]) -> None:
+        rows = list(rows)
+        if rows:
+            written[rel] = _write(out / rel, header, rows)
+
+    # RadGenome: sentences (region reports and validation region files)
+    sentences = _read(snap, "sentences", ["case_id", "anatomy_path", "text", "ordinal", "extractor"], only)
+    regions = [s for s in sentences if s["extractor"] == REGION_FILES_EXTRACTOR]
+    report = [s for s in sentences if s["extractor"] != REGION_FILES_EXTRACTOR]
+    spec = RADGENOME_FILES["region_report"]
+    for split, rows in _by_split_and_order(report, splits, "ordinal").items():
+        emit(f"dataset/{spec.folder}/{spec.file_name(split)}", spec.header,
+             ([r[c] for _, c in spec.columns] for r in rows))
+    by_top: dict[str, list[dict]] = defaultdict(list)
+    for r in sorted(regions, key=lambda r: (r["case_id"], r["ordinal"])):
+        by_top[(r["anatomy_path"] or "").split("/")[0]].append(r)
+    for top, rows in sorted(by_top.items()):
+        emit(f"{REGION_FILE.folder}/{top}.csv", REGION_FILE.header, ([r[c] for _, c in REGION_FILE.columns]
+                                                                    for r in rows))
+
+    # RadGenome: VQA files and case disorders
+    vqa = _read(snap, "vqa", ["case_id", "type", "anatomy_path", "term", "answer", "ordinal"], only)
+    by_type: dict[str, list[dict]] = defaultdict(list)
+    for r in vqa:
+        by_type[r["type"]].append(r)
+    labels = _read(snap, "case_labels", ["case_id", "kind", "label", "value", "ordinal"], only)
+    have = {r["case_id"] for r in by_type["disorders"]}
+    rejoined: dict[str, list[str]] = defaultdict(list)
+    for r in sorted((r for r in labels if r["kind"] == "disorder" and r["case_id"] not in have),
+                    key=lambda r: (r["case_id"], r["ordinal"])):
+        rejoined[r["case_id"]].append(r["label"])
+    by_type["disorders"] += [{"case_id": c, "answer": ", ".join(t), "ordinal": 0} for c, t in rejoined.items()]
+    for spec in RADGENOME_FILES.values():
+        if spec.vqa_type is None:
+            continue
+        for split, rows in _by_split_and_order(by_type[spec.vqa_type], splits, "ordinal").items():
+            emit(f"dataset/{spec.folder}/{spec.file_name(split)}", spec.header,
+                 ([r[c] for _, c in spec.columns] for r in rows))
+
+    # CT-RATE: reports, metadata (every released column, as released), predicted labels
+    spec = CT_RATE_FILES["reports"]
+    reports = _read(snap, "reports", [c for _, c in spec.columns] + ["source"], only)
+    for split, rows in _by_split_and_order([r for r in reports if r["source"] == "ct_rate"], splits).items():
+        emit(f"ct_rate/dataset/{spec.folder}/{spec.file_name(split)}", spec.header,
+             ([r["case_id"]] + [NOT_GIVEN if r[c] is None else r[c] for _, c in spec.columns[1:]] for r in rows))
+    spec = CT_RATE_FILES["metadata"]
+    meta = [{"case_id": c["case_id"], **json.loads(c["metadata_json"])} for c in cases if c["metadata_json"]]
+    header = list(dict.fromkeys(k for m in meta for k in m if k != "case_id"))
+    for split, rows in _by_split_and_order(meta, splits).items():
+        emit(f"ct_rate/dataset/{spec.folder}/{spec.file_name(split)}", header, ([r.get(k) for k in header]
+                                                                               for r in rows))
+    spec = CT_RATE_FILES["predicted_labels"]
+    wide: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in labels:
+        if r["kind"] == "ct_rate":
+            wide[r["case_id"]][r["label"]] = r["value"]
+    for split, rows in _by_split_and_order([{"case_id": c, **v} for c, v in wide.items()], splits).items():
+        emit(f"ct_rate/dataset/{spec.folder}/{spec.file_name(split)}", spec.header,
+             ([r["case_id"]] + [r.get(name) for name in CT_RATE_LABELS] for r in rows))
+    return dict(sorted(written.items()))
