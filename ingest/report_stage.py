@@ -12,7 +12,8 @@ from ingest.vqa import generate_vqa
 
 def report_rows(out: CaseOutput, source: str, case_id: str, findings: str | None, impressions: str | None,
                 backend=None) -> bool:
-    """Add the case's sentences, findings, case_labels and vqa rows to `out`.
+    """Add the case's sentences, findings, case_labels (the 18 CT-RATE classes, and the case-level
+    disorders: its present findings in report order) and vqa rows to `out`.
 
     A report that cannot be structured becomes an `ingest_errors` row (stage ``structure``)
     and adds nothing else; returns whether it was structured.
@@ -26,5 +27,9 @@ def report_rows(out: CaseOutput, source: str, case_id: str, findings: str | None
     out.add("sentences", res.sentences)
     out.add("findings", res.findings)
     out.add("case_labels", res.labels)
-    out.add("vqa", generate_vqa(case_id, res.sentences, res.findings, extractor=f"{res.extractor}+vqa-rules"))
+    disorders = list(dict.fromkeys(f["term"] for f in res.findings if f.get("status") == "present" and f.get("term")))
+    out.add("case_labels", [{"case_id": case_id, "kind": "disorder", "label": term, "value": 1, "ordinal": i,
+                             "source": res.extractor} for i, term in enumerate(disorders)])
+    out.add("vqa", generate_vqa(case_id, res.sentences, res.findings, disorders,
+                                extractor=f"{res.extractor}+vqa-rules"))
     return True

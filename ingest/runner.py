@@ -73,9 +73,16 @@ def _execute(jobs: Iterable[CaseJob], ctx: JobContext, runner: str, workers: int
     elif runner == "ray":
         import ray
 
-        if not ray.is_initialized():
-            ray.init(address=ray_address, num_cpus=None if ray_address else workers,
-                     include_dashboard=False, log_to_driver=False)
+        for attempt in range(3):  # a loaded machine can make Ray's own start-up time out
+            if ray.is_initialized():
+                break
+            try:
+                ray.init(address=ray_address, num_cpus=None if ray_address else workers,
+                         include_dashboard=False, log_to_driver=False)
+            except Exception:
+                if attempt == 2:
+                    raise
+                time.sleep(2)
         remote = ray.remote(run_job)
         refs = [remote.remote(job, ctx) for job in jobs]
         while refs:

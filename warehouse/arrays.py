@@ -112,6 +112,8 @@ class ArrayStore:
             raise IngestError(f"CT must be 3-D, got shape {hu.shape}", case_id=case_id, stage="image")
         if hu.dtype != np.int16:
             if hu.dtype.kind == "f":
+                if not np.isfinite(hu).all():
+                    raise IngestError("CT holds NaN or infinite values", case_id=case_id, stage="image")
                 hu = np.rint(hu)
             if hu.size and (hu.min() < -32768 or hu.max() > 32767):
                 raise IngestError(f"HU values {hu.min()}..{hu.max()} do not fit int16", case_id=case_id,
@@ -166,7 +168,7 @@ class ArrayStore:
         except ArrayNotFoundError:
             return affine, None
         if not np.allclose(affine, case.affine, atol=1e-3):
-            raise GridMismatchError(f"the {what}' affine {np.round(affine, 3).tolist()} differs from the case's "
+            raise GridMismatchError(f"affine of the {what} {np.round(affine, 3).tolist()} differs from the case's "
                                     f"{np.round(case.affine, 3).tolist()}", case_id=case_id, stage="masks",
                                     hint="masks must be on the CT's grid: resample them first")
         return affine, (case.shape, case.affine)

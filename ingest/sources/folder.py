@@ -1,0 +1,233 @@
+"""The `folder` source: a hospital's own CTs and reports, run through the RadGenome process.
+
+``FolderSource(images, reports, segmenters)``:
+
+* **images**: every ``*.nii`` / ``*.nii.gz`` under the folder (case id = file name, as
+  CT-RATE's ``VolumeName``) and every folder that holds a DICOM series (case id = folder
+  name); read by `ingest.images.read_ct` (HU, LPS-ordered, original axis codes kept).
+* **reports**: a CSV in CT-RATE's columns (``VolumeName``, ``ClinicalInformation_EN``,
+  ``Technique_EN``, ``Findings_EN``, ``Impressions_EN``; only ``VolumeName`` is required),
+  joined on ``VolumeName`` (with or without ``.nii.gz``); structured by
+  `ingest.structure` into sentences, findings and labels, then VQA pairs.
+* **segmenters**: one or more specs (``builtin``, ``import:DIR``, ``monai:PATH``); each that
+  applies to a case writes its masks (its own ``mask_source``) and `region_stats` rows.
+
+One job per case. A stage that fails (``masks``, ``structure``, ``vqa``) is an
+`ingest_errors` row and the case keeps the rest; an unreadable image fails the case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ingest.images import CTImage, case_stem, is_nifti, read_ct
+from ingest.job import CaseJob, CaseOutput, JobContext, Rows, Source
+from ingest.sources.ct_rate import parse_age
+from ingest.sources.release_csv import ErrorSink, read_csv
+from ingest.sources.volume_names import try_parse
+from warehouse.errors import WarehouseError
+from warehouse.exports.radgenome_csv import CT_RATE_FILES, NOT_GIVEN
+
+SOURCE = "folder"
+REPORT_COLUMNS = CT_RATE_FILES["reports"].columns  # (CSV column, reports column), VolumeName first
+
+
+def _is_dicom(path: Path) -> bool:
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def find_images(root: Path, errors: ErrorSink) -> dict[str, Path]:
+    """Case id -> NIfTI file or DICOM folder, in sorted walk order; a repeated id is an error row."""
+    out: dict[str, Path] = {}
+    stems: dict[str, Path] = {}
+
+    def add(case_id: str, path: Path) -> None:
+        if case_stem(case_id) in stems:  # a.nii.gz and a.nii, or a DICOM folder a: one case
+            errors.add(f"a second image for case {case_stem(case_id)!r} (first: {stems[case_stem(case_id)]}); "
+                       "it is skipped", file=path, case_id=case_id, stage="read")
+        else:
+            out[case_id] = stems[case_stem(case_id)] = path
+
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        here = Path(folder)
+        files = sorted(files)
+        if any(_is_dicom(here / f) for f in files[:5]):
+            add(here.name, here)
+        for name in files:
+            if is_nifti(here / name):
+                add(name, here / name)
+    return out
+
+
+def read_reports(path: Path, errors: ErrorSink) -> dict[str, tuple[str, dict]]:
+    """(VolumeName, `reports` columns) by VolumeName stem; ``Not given.`` becomes null."""
+    out: dict[str, tuple[str, dict]] = {}
+    for line, row in read_csv(path, ["VolumeName"], errors, stage="report", key="VolumeName"):
+        name = row["VolumeName"].strip()
+        if case_stem(name) in out:
+            errors.add("duplicate VolumeName; the later report is skipped", file=path, location=f"line {line}",
+                       case_id=name, stage="report")
+            continue
+        out[case_stem(name)] = (name, {col: (None if (row.get(c) or "").strip() in ("", NOT_GIVEN) else row[c])
+                                       for c, col in REPORT_COLUMNS[1:]})
+    return out
+
+
+@dataclass
+class FolderCaseJob(CaseJob):
+    """One CT of a folder: image, masks from each segmenter, report rows."""
+
+    case_id: str
+    image: str
+    segmenters: tuple[str, ...] = ("builtin",)
+    report: dict | None = None
+    stage: str = "read"
+
+    def run(self, ctx: JobContext) -> CaseOutput:
+        from warehouse.arrays import ArrayStore
+
+        out = CaseOutput()
+        image = read_ct(self.image)
+        store = ArrayStore(ctx.arrays_path, mode="a")
+        store.write_image(self.case_id, image.hu, image.affine)
+        row = case_row(self.case_id, image)
+        for spec in self.segmenters:
+            stats = self._segment(spec, image, store, out, ctx)
+            out.add("region_stats", stats)
+            row["has_masks"] = row["has_masks"] or bool(stats)
+        out.add("cases", row)
+        if self.report is not None:
+            out.add("reports", {"case_id": self.case_id, "source": SOURCE, **self.report})
+            self._structure(out, ctx)
+        return out
+
+    def _segment(self, spec: str, image: CTImage, store, out: CaseOutput, ctx: JobContext) -> list[dict]:
+        from ingest.segment import make_segmenter
+        from ingest.segment.base import region_for_name
+
+        def resolve(name: str):
+            from warehouse.anatomy import anatomy
+
+            return anatomy().get(region_for_name(name))
+
+        try:
+            seg = make_segmenter(spec)
+            if not seg.applies(self.case_id):
+                return []
+            result = seg.segment(self.case_id, image)
+            for p in result.problems:
+                out.error(ctx.source, p["error"], case_id=self.case_id, stage="masks", file=p["file"])
+            stats = []
+            if result.masks:
+                stats += store.write_masks(self.case_id, result.masks, image.affine,
+                                           mask_source=result.mask_source, resolve=resolve)
+            if result.label_map is not None and result.classes:
+                stats += store.write_label_map(self.case_id, result.label_map, result.classes, image.affine,
+                                               mask_source=result.mask_source, resolve=resolve)
+            return stats
+        except WarehouseError as e:
+            out.error(ctx.source, f"{spec}: {e.message}" + (f" — {e.hint}" if e.hint else ""),
+                      case_id=self.case_id, stage="masks", file=e.file)
+        except Exception as e:  # a provider's bug or a model that does not fit: the case keeps the rest
+            out.error(ctx.source, f"{spec}: {type(e).__name__}: {e}", case_id=self.case_id, stage="masks")
+        return []
+
+    def _structure(self, out: CaseOutput, ctx: JobContext) -> None:
+        """Sentences, findings, case labels and VQA by the shared text stages (`ingest.report_stage`)."""
+        from ingest.report_stage import report_rows
+
+        text = CaseOutput()  # all of the text rows or none of them
+        try:
+            report_rows(text, ctx.source, self.case_id, self.report.get("findings"), self.report.get("impressions"))
+        except Exception as e:  # a backend bug: the case keeps its image, masks and report
+            out.error(ctx.source, f"{type(e).__name__}: {e}", case_id=self.case_id, stage="structure")
+            return
+        for table, rows in text.rows.items():
+            out.add(table, rows)
+        out.errors.extend(text.errors)
+
+
+def case_row(case_id: str, image: CTImage) -> dict:
+    """The `cases` row of a CT read from a folder (volume-name parts where the name has them)."""
+    vol = try_parse(case_id)
+    meta = image.metadata
+    spacing = image.spacing
+    info = {"format": image.format, "file": image.path, "original_orientation": "".join(image.original_axcodes),
+            "original_shape": [int(n) for n in image.original_shape], **meta}
+    return {"case_id": case_id, "source": SOURCE, **(vol.as_row() if vol else {}),
+            "age": parse_age(meta.get("PatientAge")), "sex": meta.get("PatientSex") or None,
+            "manufacturer": meta.get("Manufacturer") or None,
+            **{f"spacing_{a}": float(s) for a, s in zip("xyz", spacing, strict=True)},
+            **{f"shape_{a}": int(n) for a, n in zip("xyz", image.hu.shape, strict=True)},
+            "orientation": image.axcodes, "has_image": True, "has_masks": False,
+            "metadata_json": json.dumps(info, sort_keys=True, default=_plain)}
+
+
+def _plain(v: object) -> object:
+    return v.tolist() if isinstance(v, np.ndarray) else str(v)
+
+
+class FolderSource(Source):
+    """A folder of CTs (NIfTI files, DICOM series folders) with an optional CT-RATE-style reports CSV."""
+
+    name = SOURCE
+
+    def __init__(self, images: Path | str, reports: Path | str | None = None,
+                 segmenters: Iterable[str] = ("builtin",)) -> None:
+        self.images = Path(images).expanduser().resolve()
+        self.reports = Path(reports).expanduser().resolve() if reports else None
+        self.segmenters = tuple(segmenters)
+        self._errors = ErrorSink(self.name)
+        self._found: tuple[dict[str, Path], dict[str, tuple[str, dict]]] | None = None
+
+    def inputs(self) -> list[Path]:
+        return [self.images] + ([self.reports] if self.reports else [])
+
+    def build_key(self) -> str:
+        """Inputs and segmenters: a re-run with other segmenters starts a new build."""
+        h = hashlib.sha256(super().build_key().encode())
+        h.update("\x1f".join(self.segmenters).encode())
+        return f"{self.name}-{h.hexdigest()[:12]}"
+
+    def _scan(self) -> tuple[dict[str, Path], dict[str, tuple[str, dict]]]:
+        if self._found is None:
+            from ingest.segment import make_segmenter
+
+            for spec in self.segmenters:  # a bad spec or a missing model stops the build before it starts
+                make_segmenter(spec)
+            images = find_images(self.images, self._errors)
+            reports = read_reports(self.reports, self._errors) if self.reports else {}
+            stems = {case_stem(c) for c in images}
+            for stem in sorted(set(reports) - stems):
+                name = reports[stem][0]
+                self._errors.add(f"report for {name!r} has no image in {self.images}; it is skipped",
+                                 file=self.reports, case_id=name, stage="report")
+            self._found = (images, reports)
+        return self._found
+
+    def bulk(self) -> Iterable[tuple[str, Rows]]:
+        self._scan()
+        errors = self._errors.take()
+        if errors:
+            yield "folder-errors", {"ingest_errors": errors}
+
+    def jobs(self) -> Iterator[CaseJob]:
+        images, reports = self._scan()
+        for case_id, path in images.items():
+            report = reports.get(case_stem(case_id))
+            yield FolderCaseJob(case_id=case_id, image=str(path), segmenters=self.segmenters,
+                                report=report[1] if report else None)
