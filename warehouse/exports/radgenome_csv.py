@@ -170,7 +170,8 @@ def export_release(root: Path | str, out_dir: Path | str, snapshot: str | None =
         emit(f"ct_rate/dataset/{spec.folder}/{spec.file_name(split)}", spec.header,
              ([r["case_id"]] + [NOT_GIVEN if r[c] is None else r[c] for _, c in spec.columns[1:]] for r in rows))
     spec = CT_RATE_FILES["metadata"]
-    meta = [{"case_id": c["case_id"], **json.loads(c["metadata_json"])} for c in cases if c["metadata_json"]]
+    meta = [{"case_id": c["case_id"], **m} for c in cases if c["metadata_json"]
+            for m in [json.loads(c["metadata_json"])] if "VolumeName" in m]  # CT-RATE's columns, not a folder's
     header = list(dict.fromkeys(k for m in meta for k in m if k != "case_id"))
     for split, rows in _by_split_and_order(meta, splits).items():
         emit(f"ct_rate/dataset/{spec.folder}/{spec.file_name(split)}", header, ([r.get(k) for k in header]

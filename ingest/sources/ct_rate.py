@@ -1,0 +1,202 @@
+"""CT-RATE's released files: reports, the 44-column metadata, the 18 predicted labels, volumes.
+
+Layout (``--ct-rate DIR``; any part may be missing)::
+
+    dataset/radiology_text_reports/{train,validation}_reports.csv
+    dataset/metadata/{train,validation}_metadata.csv
+    dataset/multi_abnormality_labels/{train,valid}_predicted_labels.csv
+    dataset/{train,valid}/train_1/train_1_a/train_1_a_1.nii.gz
+
+The first release's NIfTI headers carry neither spacing nor rescale: HU is
+``RescaleSlope * raw + RescaleIntercept`` from the metadata (the intercept is -8192 on
+some scanners) wherever the header has no ``scl_slope`` and the stored values have no
+air below 0, and the spacing comes from ``XYSpacing`` / ``ZSpacing`` wherever the header
+has no qform/sform. Such an array is
+taken to be in DICOM's L, P, S voxel order (affine ``diag(-sx, -sy, sz)``), so it is
+stored as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from ingest.images import CTImage, check_hu, to_hu_int16, to_lps
+from ingest.sources.release_csv import ErrorSink, read_csv
+from ingest.sources.volume_names import try_parse
+from warehouse.errors import IngestError
+from warehouse.exports.radgenome_csv import CT_RATE_FILES, NOT_GIVEN
+from warehouse.schema import CT_RATE_LABELS
+
+LABEL_SOURCE = "ct_rate_predicted"
+FILE_PATTERNS = {"reports": "*_reports.csv", "metadata": "*_metadata.csv", "labels": "*_predicted_labels.csv"}
+
+
+@dataclass(frozen=True)
+class MetadataRow:
+    """One released metadata row (every column as a string) and where it came from."""
+
+    values: dict[str, str]
+    file: str
+    line: int
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        v = float(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def parse_spacing(meta: dict[str, str]) -> tuple[float, float, float] | None:
+    """``XYSpacing`` ``"[0.34, 0.34]"`` and ``ZSpacing`` as (x, y, z) mm; None when missing, NaN or <= 0."""
+    xy = [_number(v) for v in re.findall(r"[^\[\],\s]+", meta.get("XYSpacing") or "")]
+    z = _number(meta.get("ZSpacing"))
+    if len(xy) != 2 or z is None or any(v is None or v <= 0 for v in (*xy, z)):
+        return None
+    return xy[0], xy[1], z  # type: ignore[return-value]
+
+
+def parse_age(text: str | None) -> int | None:
+    """``036Y`` -> 36 (months/weeks/days as a fraction of a year, floored); None when empty."""
+    m = re.fullmatch(r"\s*(\d+)\s*([YMWD]?)\s*", text or "")
+    if not m:
+        return None
+    return int(m[1]) // {"Y": 1, "": 1, "M": 12, "W": 52, "D": 365}[m[2]]
+
+
+def case_columns(meta: dict[str, str]) -> dict:
+    """The `cases` columns the metadata decides (spacing and shape of the released volume)."""
+    spacing = parse_spacing(meta) or (None, None, None)
+    dims = [_number(meta.get(k)) for k in ("Columns", "Rows", "NumberofSlices")]
+    return {"age": parse_age(meta.get("PatientAge")), "sex": (meta.get("PatientSex") or None),
+            "manufacturer": meta.get("Manufacturer") or None,
+            **{f"spacing_{a}": s for a, s in zip("xyz", spacing, strict=True)},
+            **{f"shape_{a}": int(d) if d else None for a, d in zip("xyz", dims, strict=True)},
+            "metadata_json": json.dumps(meta, ensure_ascii=False)}
+
+
+def read_metadata(path: Path, errors: ErrorSink, into: dict[str, MetadataRow]) -> None:
+    """Metadata rows by case id; a duplicate VolumeName is an error row (the first one is kept)."""
+    for line, row in read_csv(path, ["VolumeName"], errors, stage="metadata", key="VolumeName"):
+        case_id = row["VolumeName"].strip()
+        if case_id in into:
+            first = into[case_id]
+            errors.add(f"duplicate VolumeName (first at {Path(first.file).name}:{first.line}); later row skipped",
+                       file=path, location=f"line {line}", case_id=case_id, stage="metadata")
+            continue
+        into[case_id] = MetadataRow(values=row, file=str(path), line=line)
+
+
+def read_reports(path: Path, errors: ErrorSink, seen: set[str]) -> Iterator[dict[str, list[dict]]]:
+    """`reports` rows; ``Not given.`` is stored as null."""
+    spec, rows = CT_RATE_FILES["reports"], []
+    for line, row in read_csv(path, spec.header, errors, stage="report", key="VolumeName"):
+        case_id = row["VolumeName"].strip()
+        if case_id in seen:
+            errors.add("duplicate VolumeName; the later report is skipped", file=path, location=f"line {line}",
+                       case_id=case_id, stage="report")
+            continue
+        seen.add(case_id)
+        rows.append({"case_id": case_id, "source": "ct_rate",
+                     **{col: None if row[name] == NOT_GIVEN else row[name] for name, col in spec.columns[1:]}})
+    yield {"reports": rows}
+
+
+def read_labels(path: Path, errors: ErrorSink, seen: set[str]) -> Iterator[dict[str, list[dict]]]:
+    """`case_labels` rows (kind ct_rate, ordinal = the class's position in CT-RATE's order)."""
+    rows: list[dict] = []
+    for line, row in read_csv(path, CT_RATE_FILES["predicted_labels"].header, errors, stage="labels",
+                              key="VolumeName"):
+        case_id, where = row["VolumeName"].strip(), f"line {line}"
+        if case_id in seen:
+            errors.add("duplicate VolumeName; the later row is skipped", file=path, location=where,
+                       case_id=case_id, stage="labels")
+            continue
+        values = [_number(row[name]) for name in CT_RATE_LABELS]
+        bad = [n for n, v in zip(CT_RATE_LABELS, values, strict=True) if v not in (0.0, 1.0)]
+        if bad:
+            errors.add(f"labels must be 0 or 1; {bad[0]!r} is {row[bad[0]]!r}; the row is skipped",
+                       file=path, location=where, case_id=case_id, stage="labels")
+            continue
+        seen.add(case_id)
+        rows.extend({"case_id": case_id, "kind": "ct_rate", "label": name, "value": int(v), "ordinal": i,
+                     "source": LABEL_SOURCE} for i, (name, v) in enumerate(zip(CT_RATE_LABELS, values, strict=True)))
+    yield {"case_labels": rows}
+
+
+def find_files(root: Path) -> dict[str, list[Path]]:
+    """The release's CSVs by kind (reports, metadata, labels), sorted."""
+    return {kind: sorted(p for p in root.rglob(pattern) if p.is_file()) for kind, pattern in FILE_PATTERNS.items()}
+
+
+def find_volumes(root: Path, errors: ErrorSink) -> dict[str, Path]:
+    """Volume files by case id: every ``*.nii.gz`` named like a volume (one per case)."""
+    out: dict[str, Path] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            vol = try_parse(name) if name.endswith((".nii.gz", ".nii")) else None
+            if vol is None:
+                continue
+            path = Path(folder, name)
+            if vol.case_id in out:
+                errors.add(f"a second file for the volume (first: {out[vol.case_id]}); it is skipped",
+                           file=path, case_id=vol.case_id, stage="image")
+                continue
+            out[vol.case_id] = path
+    return out
+
+
+def _rescale(raw: np.ndarray, meta: dict[str, str] | None, path: Path) -> np.ndarray:
+    """Stored values -> HU with the metadata's RescaleSlope / RescaleIntercept."""
+    slope, inter = _number((meta or {}).get("RescaleSlope")), _number((meta or {}).get("RescaleIntercept"))
+    if slope is None or inter is None:
+        raise IngestError("the NIfTI header has no rescale, its values are not HU (no air below 0), and the "
+                          "metadata gives no RescaleSlope/RescaleIntercept", file=str(path), stage="image",
+                          hint="pass --ct-rate with the release's metadata CSV")
+    if slope == 1 and inter == int(inter):
+        return raw.astype(np.int32) + int(inter)
+    return raw.astype(np.float64) * slope + inter
+
+
+def read_volume(path: Path, meta: dict[str, str] | None) -> CTImage:
+    """A CT-RATE volume in HU: the header's rescale and geometry where present, else the metadata's.
+
+    A header without a rescale (none, or 1 and 0) holding non-negative values holds the
+    scanner's stored values: the metadata's rescale makes them HU. Values below 0 are HU
+    already (air), as in volumes re-exported in HU.
+    """
+    try:
+        img = nib.load(str(path))
+        slope, inter = float(img.dataobj.slope), float(img.dataobj.inter)  # the file's scl_slope / scl_inter
+        raw = np.asarray(img.dataobj.get_unscaled())
+    except Exception as e:  # nibabel raises many types for truncated or foreign files
+        raise IngestError(f"cannot read NIfTI: {type(e).__name__}: {e}", file=str(path), stage="image",
+                          hint="re-download the file; a complete .nii.gz ends with a gzip trailer") from None
+    if (slope, inter) != (1.0, 0.0):
+        values = raw.astype(np.float64) * slope + inter
+    else:
+        values = _rescale(raw, meta, path) if raw.size and raw.min() >= 0 else raw
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if int(img.header["sform_code"]) == 0 and int(img.header["qform_code"]) == 0:
+        spacing = parse_spacing(meta or {})
+        if spacing is None:
+            raise IngestError("the NIfTI header has no geometry and the metadata's XYSpacing/ZSpacing is "
+                              "missing or NaN", file=str(path), stage="image",
+                              hint="fix the metadata row, or write the spacing into the NIfTI header")
+        affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
+    hu = to_hu_int16(values[..., 0] if values.ndim == 4 and values.shape[3] == 1 else values)
+    check_hu(hu, str(path))
+    stored, stored_affine = to_lps(hu, affine)
+    return CTImage(hu=stored, affine=stored_affine, original_axcodes=tuple(nib.aff2axcodes(affine)),
+                   original_shape=tuple(hu.shape), original_affine=affine, path=str(path), format="nifti")
