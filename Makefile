@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_ROOT ?= build/demo
 
-.PHONY: demo test lint bench test-llm clean
+.PHONY: demo test lint bench test-llm test-spark clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,3 +29,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache
+
+# Optional tier: the Spark versions of the query library over the same Parquet (needs Java 17).
+test-spark: $(STAMP)
+	$(PY) -m pip install -q pyspark
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_queries_spark.py

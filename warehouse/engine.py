@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import duckdb
@@ -27,6 +28,7 @@ _FILE_FUNCTIONS = ("read_", "glob", "parquet_", "sniff_csv", "iceberg_", "delta_
                    "mysql_", "sqlite_", "query_table", "httpfs")
 
 
+@lru_cache(maxsize=512)  # the same library query runs often; parsing it costs milliseconds
 def check_read_only(query: str) -> None:
     """Refuse anything but a read-only query over the warehouse's tables.
 

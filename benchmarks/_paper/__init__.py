@@ -1,0 +1,1 @@
+"""Helpers of benchmarks/paper_scale.py: the generator, the warehouse rows, the pandas answers."""

@@ -1,0 +1,82 @@
+"""The `query` command (the named query library) and `print_transpiled` for `sql --dialect`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from warehouse.cli._output import Format, parse_params, write_frame
+
+
+def print_transpiled(sql: str, dialect: str) -> int:
+    """Print `sql` (DuckDB) transpiled to `dialect`; problems go to stderr. Returns the exit code:
+    0 when the SQL is portable, 1 when a problem was reported."""
+    from queries.portable import DIALECTS, TranspileError, transpile
+
+    if dialect not in DIALECTS:
+        raise TranspileError(f"unknown dialect {dialect!r}", hint=f"one of: {', '.join(DIALECTS)}")
+    res = transpile(sql, dialect, pretty=True)
+    if res.parameters:
+        how = "positional ?, in this order" if dialect == "trino" else "named :markers"
+        typer.echo(f"-- parameters ({how}): {', '.join(res.parameters)}")
+    typer.echo(res.sql)
+    for problem in res.problems:
+        typer.secho(f"problem: {problem}", err=True, fg="yellow")
+    if res.problems:
+        typer.secho(f"{len(res.problems)} construct(s) would not run, or would mean something else, "
+                    f"on {dialect}", err=True, fg="yellow")
+    return 1 if res.problems else 0
+
+
+def list_text() -> str:
+    """`query --list`: every named query, its parameters and description."""
+    from queries import list_queries
+
+    out = []
+    for q in list_queries():
+        out.append(f"{q.name}({', '.join(p.signature() for p in q.params)})")
+        out.append(f"    {q.description}")
+        out += [f"    - {p.name}: {p.description}" for p in q.params]
+    return "\n".join(out)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("query")
+    def query(
+        name: Annotated[str | None, typer.Argument(help="A named query (see --list).")] = None,
+        param: Annotated[list[str] | None, typer.Option(
+            "--param", "-p", help="k=v; converted to the parameter's type from the query's header.")] = None,
+        warehouse: Annotated[Path | None, typer.Option("--warehouse", "-w", help="Warehouse root folder.")] = None,
+        list_: Annotated[bool, typer.Option("--list", help="List the named queries and their parameters.")] = False,
+        show_sql: Annotated[bool, typer.Option("--show-sql", help="Print the SQL instead of running it.")] = False,
+        dialect: Annotated[str | None, typer.Option(
+            help="Print the query transpiled to spark or trino instead of running it.")] = None,
+        fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+        out: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
+        snapshot: Annotated[str | None, typer.Option(help="Snapshot id (default: latest).")] = None,
+    ) -> None:
+        """Run a named query of the library with typed parameters (--list shows them)."""
+        from queries import get_query
+
+        if list_:
+            typer.echo(list_text())
+            return
+        if not name:
+            raise typer.BadParameter("give a query name, or --list", param_hint="NAME")
+        q = get_query(name)
+        params = q.bind(**parse_params(param))  # errors name the parameter before anything opens
+        if dialect:
+            raise typer.Exit(print_transpiled(q.sql, dialect))
+        if show_sql:
+            typer.echo(q.sql)
+            return
+        if warehouse is None:
+            raise typer.BadParameter("--warehouse is required to run a query", param_hint="--warehouse")
+        from warehouse.api import Warehouse
+
+        with Warehouse.open(warehouse, snapshot) as wh:
+            write_frame(wh.sql(q.sql, params), fmt, out)
+        sys.stdout.flush()
