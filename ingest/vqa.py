@@ -7,8 +7,9 @@ The released files show the rules (see ``../shared/data/radgenome``):
   findings in that region's subtree, or ``no findings``;
 - ``location``: the same rows where something is present; the answer is the region path;
 - ``presence``: ``Yes.`` for those rows; ``No.`` for findings the report negates in that
-  subtree (what the release does), else one drawn with a fixed seed from the region's
-  vocabulary that the case does not have (``qa_templates/region_vocabulary.json``);
+  subtree (what the release does); where a region has present findings and nothing negated,
+  one drawn with a fixed seed from the region's vocabulary that the case does not have
+  (``qa_templates/region_vocabulary.json``), so abnormal regions get a Yes. and a No.;
 - ``size``: every present finding with a size, at its region's canonical path (``50 mm``);
 - ``disorders``: one row, the case-level list.
 
@@ -109,9 +110,8 @@ def generate_vqa(case_id: str, sentences: Iterable[Mapping], findings: Iterable[
         if terms:
             add("location", path, region.region_id, listed, path, abnormality=listed)
             add("presence", path, region.region_id, listed, "Yes.", abnormality=listed, region=region.name)
-        if negated:
-            no = ", ".join(negated)
-        else:
+        no = ", ".join(negated) if negated else None
+        if not negated and terms:  # an abnormal region the report negates nothing in: draw a No.
             pool = [t for t in region_vocabulary().get(path.split("/")[0], ()) if t not in case_terms]
             no = pool[int(_digest(case_id, path)[:8], 16) % len(pool)] if pool else None
         if no:
