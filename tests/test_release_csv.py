@@ -10,7 +10,7 @@ import pytest
 from ingest.sources.radgenome_csv import CsvState, load_templates, read_release_csv, size_mm, split_terms
 from ingest.sources.release_csv import ErrorSink
 from warehouse.anatomy import anatomy
-from warehouse.exports import RADGENOME_FILES
+from warehouse.release_format import RADGENOME_FILES
 
 
 @pytest.mark.parametrize("text, mm", [

@@ -33,7 +33,7 @@ from ingest.images import CTImage, check_hu, to_hu_int16, to_lps
 from ingest.sources.release_csv import ErrorSink, read_csv
 from ingest.sources.volume_names import try_parse
 from warehouse.errors import IngestError
-from warehouse.exports.radgenome_csv import CT_RATE_FILES, NOT_GIVEN
+from warehouse.release_format import CT_RATE_FILES, NOT_GIVEN
 from warehouse.schema import CT_RATE_LABELS
 
 LABEL_SOURCE = "ct_rate_predicted"

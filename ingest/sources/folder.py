@@ -33,7 +33,7 @@ from ingest.sources.ct_rate import parse_age
 from ingest.sources.release_csv import ErrorSink, read_csv
 from ingest.sources.volume_names import try_parse
 from warehouse.errors import WarehouseError
-from warehouse.exports.radgenome_csv import CT_RATE_FILES, NOT_GIVEN
+from warehouse.release_format import CT_RATE_FILES, NOT_GIVEN
 
 SOURCE = "folder"
 REPORT_COLUMNS = CT_RATE_FILES["reports"].columns  # (CSV column, reports column), VolumeName first

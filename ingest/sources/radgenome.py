@@ -31,7 +31,7 @@ from ingest.sources.radgenome_streams import DEFAULT_BUDGET, merge_archives
 from ingest.sources.release_csv import ErrorSink
 from ingest.sources.volume_names import split_of_file
 from warehouse.anatomy import COARSE_REGIONS
-from warehouse.exports.radgenome_csv import RADGENOME_FILES, REGION_FILE
+from warehouse.release_format import RADGENOME_FILES, REGION_FILE
 
 
 @dataclass

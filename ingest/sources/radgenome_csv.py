@@ -20,7 +20,7 @@ from ingest.sources.release_csv import ErrorSink, read_csv, row_id
 from ingest.sources.volume_names import split_of_file, try_parse
 from warehouse.anatomy import anatomy
 from warehouse.errors import UnknownRegionError
-from warehouse.exports.radgenome_csv import REGION_FILES_EXTRACTOR, RELEASE_EXTRACTOR, ReleasedFile
+from warehouse.release_format import REGION_FILES_EXTRACTOR, RELEASE_EXTRACTOR, ReleasedFile
 
 CHUNK = 50_000  # rows per saved part
 NO_FINDINGS = "no findings"

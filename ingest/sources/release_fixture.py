@@ -36,7 +36,7 @@ import numpy as np
 
 from ingest.sources.volume_names import parse
 from warehouse.anatomy import COARSE_REGIONS, anatomy
-from warehouse.exports.radgenome_csv import CT_RATE_FILES, RADGENOME_FILES
+from warehouse.release_format import CT_RATE_FILES, RADGENOME_FILES
 from warehouse.schema import CT_RATE_LABELS
 
 EMPTY_STRUCTURES = ("gallbladder", "left kidney")  # released anatomy masks include empty ones
