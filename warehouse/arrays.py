@@ -38,7 +38,7 @@ CHUNK = 64
 FORMAT = 1
 LABEL_ZSTD = 9  # zstd level of label layers (uint8: no shuffle)
 IMAGE_FILL = -1024  # air: chunks of pure padding are not stored
-_PLAIN_VOLUME = re.compile(r"^([A-Za-z0-9_]+)\.nii\.gz$")
+_PLAIN_VOLUME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_]*)\.nii\.gz$")
 
 RegionRef = str | int | Region
 
@@ -53,7 +53,7 @@ def case_key(case_id: str) -> str:
     if m:
         return m.group(1)
     stem = re.sub(r"\.nii(\.gz)?$", "", case_id)
-    stem = re.sub(r"[^A-Za-z0-9_.]", "_", stem)[:80].strip(".") or "case"
+    stem = re.sub(r"[^A-Za-z0-9_.]", "_", stem)[:80].strip("._") or "case"  # zarr reserves names starting "__"
     return f"{stem}-{hashlib.sha1(case_id.encode()).hexdigest()[:8]}"
 
 

@@ -105,12 +105,6 @@ class ArrayFile:
         return nifti_bytes_bound(self.shape, np.int16 if self.kind == "image" else np.uint8)
 
 
-def case_grid(store: ArrayStore, case_id: str) -> tuple[tuple[int, int, int], np.ndarray]:
-    """Shape and affine of a case's grid, from the store's metadata (no voxel is read)."""
-    case = store._case(case_id)  # metadata only; wants a public `ArrayStore.grid(case_id)`
-    return tuple(case.shape), case.affine.copy()  # type: ignore[return-value]
-
-
 def crop_box(bbox: Box, shape: tuple[int, ...], affine: np.ndarray, margin_mm: float) -> Box:
     """A region's box grown by `margin_mm` on every side, clipped to the grid (as `region_crop` does)."""
     grow = np.ceil(max(float(margin_mm), 0.0) / np.linalg.norm(affine[:3, :3], axis=0) - 1e-9).astype(int)
@@ -123,7 +117,7 @@ def plan_case(store: ArrayStore, case_id: str, key: str, mask_name: Callable[[st
               masks: Sequence[str], crop: str | None, margin_mm: float) -> tuple[list[ArrayFile], list[str]]:
     """The NIfTI files one case contributes, and notes on what it cannot give (no image, no such mask)."""
     try:
-        shape, affine = case_grid(store, case_id)
+        shape, affine = store.grid(case_id)
     except ArrayNotFoundError:
         return [], [f"{case_id}: no arrays in the store"]
     box: Box = ((0, 0, 0), shape)
@@ -157,7 +151,7 @@ def write_case(store: ArrayStore, files: Sequence[ArrayFile], folder: Path) -> i
     if not files:
         return 0
     case_id, box, crop = files[0].case_id, files[0].box, files[0].crop
-    shape, affine = case_grid(store, case_id)
+    shape, affine = store.grid(case_id)
     out_affine = shift_affine(affine, box[0])
     hu = crop_mask = None
     if crop is not None and any(f.kind == "image" for f in files):
