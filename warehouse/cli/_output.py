@@ -1,12 +1,16 @@
-"""Writing query results in the formats the CLI offers."""
+"""What the CLI's commands share: the --warehouse option, --param parsing, result formats."""
 
 from __future__ import annotations
 
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import polars as pl
+import typer
+
+WarehouseOpt = Annotated[Path, typer.Option("--warehouse", "-w", help="Warehouse root folder.")]
 
 
 class Format(StrEnum):

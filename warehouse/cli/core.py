@@ -8,9 +8,7 @@ from typing import Annotated
 
 import typer
 
-from warehouse.cli._output import Format, parse_params, write_frame
-
-WarehouseOpt = Annotated[Path, typer.Option("--warehouse", "-w", help="Warehouse root folder.")]
+from warehouse.cli._output import Format, WarehouseOpt, parse_params, write_frame
 
 DEMO_QUERIES: tuple[tuple[str, str], ...] = (
     ("Sentences anywhere under `lung` that mention a nodule",
@@ -40,9 +38,8 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     ) -> None:
         """Build the embedded synthetic demo warehouse (no downloads) and run example queries."""
-        from ingest.sources.demo import DemoSource
-
         from ingest.runner import build
+        from ingest.sources.demo import DemoSource
         from warehouse.api import Warehouse
 
         summary = build(DemoSource(n=cases, seed=seed), root, workers=workers)

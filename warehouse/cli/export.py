@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from warehouse.cli._output import parse_params
+from warehouse.cli._output import WarehouseOpt, parse_params
 
 MAX_NOTES = 20
 
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
     def export(
         out_dir: Annotated[Path, typer.Argument(help="Folder to write (new or empty; --overwrite replaces an "
                                                      "earlier export).")],
-        warehouse: Annotated[Path, typer.Option("--warehouse", "-w", help="Warehouse root folder.")],
+        warehouse: WarehouseOpt,
         sql: Annotated[str | None, typer.Option(help="Cohort query returning case_id; $name parameters bound.")]
         = None,
         query: Annotated[str | None, typer.Option(help="Named query of the library (radgenome query --list).")]

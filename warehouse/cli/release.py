@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-WarehouseOpt = Annotated[Path, typer.Option("--warehouse", "-w", help="Warehouse root folder.")]
+from warehouse.cli._output import WarehouseOpt
 
 
 def register(app: typer.Typer) -> None:
