@@ -2,10 +2,11 @@
 
 Each `DemoCaseJob` is just (seed, index): it regenerates its case inside `run`, so jobs
 pickle cheaply to a process pool or Ray. A job writes the CT and masks through the
-array store and returns `cases`, `reports` and `region_stats` rows. Until report
-structuring (issue #4) runs here, `sentences`, `findings` and `case_labels` come from
-the generator's ground truth with ``extractor="demo-truth"``; ``DemoSource(structure=True)``
-switches them to `ingest.structure.structure_report`. `DemoSource.truth_tables()` always
+array store and returns `cases`, `reports` and `region_stats` rows; its report then goes
+through the real text stages (`ingest.report_stage`: structuring, labels, VQA), so the demo
+exercises what a new hospital's reports would. ``DemoSource(structure=False)`` fills
+`sentences`, `findings`, `case_labels` (and VQA from them) from the generator's ground truth
+instead, with ``extractor="demo-truth"``. `DemoSource.truth_tables()` always
 returns the truth, for later stages to be checked against.
 
 The generator reads as its modules: `demo_case` (CT-RATE names, metadata, one case),
