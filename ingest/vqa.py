@@ -116,10 +116,12 @@ def generate_vqa(case_id: str, sentences: Iterable[Mapping], findings: Iterable[
             no = pool[int(_digest(case_id, path)[:8], 16) % len(pool)] if pool else None
         if no:
             add("presence", path, region.region_id, no, "No.", abnormality=no, region=region.name)
+    sized: set[tuple] = set()
     for f in present:
         size = _format_size(f.get("size_mm"), f.get("size_text"))
-        if size:
-            r = a.get(int(f["region_id"]))
+        r = a.get(int(f["region_id"]))
+        if size and (r.name, f["term"], size) not in sized:  # findings and impressions may repeat a size
+            sized.add((r.name, f["term"], size))
             add("size", a.path(r.name), r.region_id, f["term"], size, f.get("size_mm"),
                 abnormality=f["term"], region=r.name)
     disorders = list(dict.fromkeys(disorders)) or list(dict.fromkeys(f["term"] for f in present))

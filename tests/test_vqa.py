@@ -41,6 +41,13 @@ def test_all_five_types_with_released_answer_forms():
     assert by["disorders"][0]["answer"] == "consolidation, pleural effusion"
 
 
+def test_a_size_repeated_in_the_impressions_is_asked_once():
+    sentences, findings = _case()
+    findings.append(dict(findings[1]))  # the same effusion and size, mentioned again
+    sizes = [r for r in generate_vqa("c1", sentences, findings) if r["type"] == "size"]
+    assert len(sizes) == 1
+
+
 def test_negated_findings_answer_no_and_draws_avoid_the_cases_terms():
     rows = generate_vqa("c1", *_case())
     no = {r["anatomy_path"]: r["term"] for r in rows if r["type"] == "presence" and r["answer"] == "No."}

@@ -23,9 +23,11 @@ DEMO_QUERIES: tuple[tuple[str, str], ...] = (
                count(*) FILTER (WHERE NOT s.is_abnormal) AS normal
         FROM sentences s JOIN anatomy a ON a.region_id = s.region_id
         GROUP BY 1 ORDER BY abnormal DESC, region"""),
-    ("One case's question-answer pairs",
+    ("One abnormal case's question-answer pairs, two of each type",
      """SELECT type, question, answer, anatomy_path FROM vqa
-        WHERE case_id = (SELECT min(case_id) FROM vqa) ORDER BY type, ordinal LIMIT 12"""),
+        WHERE case_id = (SELECT min(case_id) FROM vqa WHERE type = 'size')
+        QUALIFY row_number() OVER (PARTITION BY type ORDER BY ordinal) <= 2
+        ORDER BY type, ordinal"""),
 )
 
 
