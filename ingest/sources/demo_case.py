@@ -18,6 +18,7 @@ import numpy as np
 from ingest.sources.demo_paint import draw_findings, finish, paint_tissues
 from ingest.sources.demo_report import PlannedFinding, Truth, plan_findings, write_report
 from ingest.sources.demo_volume import SHAPE, Body, Grid, anatomy_masks
+from ingest.sources.volume_names import SPLITS, VolumeName
 
 GENERATOR_VERSION = "demo-1"
 METADATA_COLUMNS: tuple[str, ...] = (
@@ -69,26 +70,10 @@ _PER_BLOCK = {"train": 5, "valid": 2}
 
 
 @dataclass(frozen=True)
-class CaseName:
+class CaseName(VolumeName):
     """Where an index sits: the CT-RATE name parts and whether the scan is forced abnormal/normal."""
 
-    prefix: str              # train or valid
-    patient: int
-    scan: str
-    reconstruction: int
-    abnormal: bool | None
-
-    @property
-    def case_id(self) -> str:
-        return f"{self.prefix}_{self.patient}_{self.scan}_{self.reconstruction}.nii.gz"
-
-    @property
-    def patient_id(self) -> str:
-        return f"{self.prefix}_{self.patient}"
-
-    @property
-    def split(self) -> str:
-        return "train" if self.prefix == "train" else "validation"
+    abnormal: bool | None = None
 
 
 def case_name(seed: int, index: int) -> CaseName:
@@ -97,7 +82,7 @@ def case_name(seed: int, index: int) -> CaseName:
     prefix, patient, scan, rec, abnormal = _PATTERN[slot]
     base = np.random.default_rng([seed, 0xDE40]).integers(1, [20000, 1500])
     number = int(base[int(prefix == "valid")]) + _PER_BLOCK[prefix] * block + patient
-    return CaseName(prefix, number, scan, rec, abnormal)
+    return CaseName(SPLITS[prefix], number, scan, rec, abnormal)
 
 
 @dataclass
