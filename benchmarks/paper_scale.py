@@ -96,7 +96,7 @@ def median_ms(fn, repeats: int) -> tuple[object, float, float]:
 
 
 def run_warehouse(wh: Warehouse, repeats: int) -> dict[str, dict]:
-    """Every named query through `Warehouse.query` (views over the snapshot's Parquet)."""
+    """Every named query through `Warehouse.query` (the snapshot's tables.duckdb)."""
     out = {}
     for q in list_queries():
         params = params_for(q.name)
@@ -105,25 +105,23 @@ def run_warehouse(wh: Warehouse, repeats: int) -> dict[str, dict]:
     return out
 
 
-def run_in_memory(wh: Warehouse, repeats: int) -> tuple[dict[str, float], float]:
-    """The same SQL on DuckDB tables loaded from the snapshot into memory; (ms per query, load s)."""
+def run_over_parquet(wh: Warehouse, repeats: int) -> dict[str, float]:
+    """The same SQL on DuckDB views over the snapshot's Parquet (the engine before tables.duckdb)."""
     import duckdb
 
     from queries import render
     from warehouse import schema
 
     con = duckdb.connect()
-    t = time.perf_counter()
     for name in schema.TABLES:
         path = str(wh.path / "tables" / f"{name}.parquet").replace("'", "''")
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{path}')")
-    load_s = time.perf_counter() - t
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
     out = {}
     for q in list_queries():
         sql, bound = render(q.name, **params_for(q.name))
         out[q.name] = median_ms(lambda sql=sql, bound=bound: con.sql(sql, params=bound).pl(), repeats)[1]
     con.close()
-    return out, load_s
+    return out
 
 
 def same_value(a: object, b: object) -> bool:
@@ -191,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--growth-base", type=float, default=None, help="scale of the 1x growth point (scale/8)")
     ap.add_argument("--no-growth", action="store_true")
     ap.add_argument("--no-pandas", action="store_true")
-    ap.add_argument("--no-in-memory", dest="in_memory", action="store_false",
-                    help="skip the in-memory DuckDB column")
+    ap.add_argument("--no-parquet", dest="parquet", action="store_false",
+                    help="skip the column of the same SQL over the Parquet files")
     ap.add_argument("--data", type=Path, default=DATA, help="the shared data folder (real released files)")
     ap.add_argument("--work", type=Path, default=None, help="work folder (default: a temporary one, removed)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
@@ -225,21 +223,21 @@ def _run(a, base: float, work: Path) -> int:
           f"build (rows -> snapshot) {build_s:.1f} s for {rows:,} rows")
     del release
     wq = run_warehouse(wh, a.repeats)
-    mem, load_s = run_in_memory(wh, a.repeats) if a.in_memory else ({}, 0.0)
+    mem = run_over_parquet(wh, a.repeats) if a.parquet else {}
     pq = {} if a.no_pandas else run_pandas(work / "csv", wq, a.pandas_repeats)
 
-    print(f"\nwarehouse = Warehouse.query (DuckDB views over the snapshot's Parquet), median of {a.repeats} "
-          f"warm runs; cpu = its process CPU time; in-memory = the same SQL on tables loaded into DuckDB "
-          f"({load_s:.1f} s to load); pandas = read the released CSVs and answer, median of {a.pandas_repeats}; "
+    print(f"\nwarehouse = Warehouse.query (the snapshot's tables.duckdb), median of {a.repeats} "
+          f"warm runs; cpu = its process CPU time; parquet = the same SQL on DuckDB views over the "
+          f"snapshot's Parquet; pandas = read the released CSVs and answer, median of {a.pandas_repeats}; "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"{'query':32} {'rows':>7} {'warehouse ms':>12} {'cpu ms':>7} {'in-memory ms':>12} {'pandas ms':>9} "
+    print(f"{'query':32} {'rows':>7} {'warehouse ms':>12} {'cpu ms':>7} {'parquet ms':>10} {'pandas ms':>9} "
           f"{'ratio':>6}  same answer")
     failures = []
     for name, w in wq.items():
         p = pq.get(name)
         ratio = p["ms"] / w["ms"] if p else float("nan")
         same = "-" if not p else ("yes" if p["diff"] is None else f"NO: {p['diff']}")
-        print(f"{name:32} {w['rows']:>7,} {w['ms']:>12.1f} {w['cpu_ms']:>7.1f} {mem.get(name, float('nan')):>12.1f} "
+        print(f"{name:32} {w['rows']:>7,} {w['ms']:>12.1f} {w['cpu_ms']:>7.1f} {mem.get(name, float('nan')):>10.1f} "
               f"{p['ms'] if p else float('nan'):>9.0f} {ratio:>6.0f}  {same}")
         if w["ms"] > GOAL_MS or (p and (ratio < GOAL_RATIO or p["diff"])):
             failures.append(name)
@@ -258,7 +256,7 @@ def _run(a, base: float, work: Path) -> int:
         a.json.write_text(json.dumps({
             "scale": a.scale, "counts": counts, "generate_s": gen_s, "build_s": build_s,
             "queries": {n: {"rows": w["rows"], "warehouse_ms": w["ms"], "cpu_ms": w["cpu_ms"],
-                            "in_memory_ms": mem.get(n), "pandas_ms": pq.get(n, {}).get("ms"),
+                            "parquet_ms": mem.get(n), "pandas_ms": pq.get(n, {}).get("ms"),
                             "same_answer": pq[n]["diff"] is None if n in pq else None} for n, w in wq.items()},
             "growth": points}, indent=2))
     wh.close()

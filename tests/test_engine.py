@@ -72,6 +72,22 @@ def test_file_access_is_off_even_past_the_parser(wh):
         wh._engine._con.sql("SELECT * FROM read_csv('/etc/passwd')").fetchall()
 
 
+def test_tables_are_read_from_the_snapshots_duckdb_file(wh, tmp_path):
+    import shutil
+
+    assert wh._engine._con.sql("SELECT current_database()").fetchall() == [("snapshot",)]
+    ordered = SUBTREE + " ORDER BY s.case_id, s.text"
+    with Warehouse.open(wh.root) as again:  # a second engine on the same file in this process
+        assert again.sql(ordered, {"region": "lung"}).equals(wh.sql(ordered, {"region": "lung"}))
+    with pytest.raises(duckdb.Error):  # attached read-only, even past our check
+        wh._engine._con.sql("DELETE FROM sentences").fetchall()
+    old = tmp_path / "old"  # a snapshot from before tables.duckdb: views over its Parquet
+    shutil.copytree(wh.root, old)
+    (old / "snapshots" / wh.snapshot_id / "tables.duckdb").unlink()
+    with Warehouse.open(old) as legacy:
+        assert legacy.sql(ordered, {"region": "lung"}).equals(wh.sql(ordered, {"region": "lung"}))
+
+
 def test_duckdb_file_opens_in_plain_duckdb(wh):
     con = duckdb.connect(str(wh.root / "warehouse.duckdb"), read_only=True)
     assert con.sql("SELECT count(*) FROM cases").fetchall()[0][0] == 3

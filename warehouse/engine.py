@@ -1,4 +1,4 @@
-"""The query engine: DuckDB in process, read-only views over one snapshot's Parquet.
+"""The query engine: DuckDB in process, reading one snapshot's tables read-only.
 
 User SQL runs with external file access disabled (only the snapshot's own folder is
 readable, and the setting is locked), parameters bound by DuckDB (``$name``), never
@@ -68,15 +68,20 @@ def check_read_only(query: str) -> None:
 
 
 class Engine:
-    """A DuckDB connection with one view per table of a snapshot, locked down for user SQL."""
+    """A read-only DuckDB connection to a snapshot's tables, locked down for user SQL."""
 
     def __init__(self, snapshot: Snapshot, *, threads: int | None = None) -> None:
         self.snapshot = snapshot
         self._lock = threading.Lock()
-        con = duckdb.connect(":memory:")
-        for name in schema.TABLES:
-            path = str(snapshot.table_path(name)).replace("'", "''")
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+        con = duckdb.connect(":memory:")  # an instance of its own: its locked settings bind no other
+        if snapshot.database_path is not None:  # the tables in DuckDB's format, attached read-only
+            db = str(snapshot.database_path).replace("'", "''")
+            con.execute(f"ATTACH '{db}' AS snapshot (READ_ONLY)")
+            con.execute("USE snapshot")
+        else:  # a snapshot from before tables.duckdb: views over its Parquet
+            for name in schema.TABLES:
+                path = str(snapshot.table_path(name)).replace("'", "''")
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         snap_dir = str(snapshot.path).replace("'", "''").rstrip("/") + "/"

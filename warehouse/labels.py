@@ -12,16 +12,17 @@ including the union rows of ancestor regions.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from warehouse.anatomy import Anatomy, Region
+from warehouse.anatomy import Anatomy, Region, anatomy
 from warehouse.errors import GridMismatchError, IngestError, UnknownRegionError
 from warehouse.ome import Box, Structure
 
-__all__ = ["Box", "LayerPacker", "Structure", "bounding_box", "label_map_layer", "pack_masks", "region_stats",
-           "union_in_box"]
+__all__ = ["Box", "LayerPacker", "Structure", "bounding_box", "label_map_layer", "pack_masks", "pieces",
+           "region_stats", "split_unions", "union_in_box"]
 
 MAX_VALUES = 255  # values per packed layer: the layer stays uint8
 
@@ -29,10 +30,11 @@ MAX_VALUES = 255  # values per packed layer: the layer stays uint8
 def bounding_box(mask: np.ndarray) -> Box | None:
     """Tight box of a mask's non-zero voxels, or None when it is empty.
 
-    Hand-made speed-up (a RadGenome case scans about 200 masks of 480x480x240): the x
-    extent comes from the first and last non-zero element in memory order, one-byte masks
-    are scanned as 64-bit words (8 voxels at a time), and y, z are found inside the x slab
-    with reductions over the leading axis, which numpy vectorises (row reductions it does not).
+    Hand-made speed-up (a RadGenome case scans about 200 masks of 480x480x240): one-byte
+    masks are scanned as 64-bit words (8 voxels at a time); the x extent comes from each
+    plane's maximum (one pass, no temporary array), y and z from reductions inside the x
+    slab, over the leading axes, which numpy vectorises (2.5-3.5x the speed of finding the
+    first and last non-zero element).
     A strided view (nibabel's Fortran order, flipped to L, P, S) is scanned in memory order
     through a view, not copied.
     """
@@ -52,14 +54,15 @@ def bounding_box(mask: np.ndarray) -> Box | None:
                 lo[i], hi[i] = m.shape[i] - hi[i], m.shape[i] - lo[i]
             return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
     m = np.ascontiguousarray(m)
+    if m.dtype.kind not in "bu":  # signed or float: max() would miss negative values
+        m = m != 0
     w = m.view(np.uint64) if m.dtype.itemsize == 1 and m.shape[-1] % 8 == 0 else m
-    nz = w.reshape(-1) != 0
-    if not nz.any():
+    planes = np.flatnonzero(w.reshape(w.shape[0], -1).max(axis=1))  # one pass, no temporary
+    if planes.size == 0:
         return None
-    plane = nz.size // w.shape[0]
-    x0, x1 = int(nz.argmax()) // plane, (nz.size - 1 - int(nz[::-1].argmax())) // plane + 1
-    ys = np.flatnonzero(w[x0:x1].max(axis=0).any(axis=-1))
-    zs = np.flatnonzero(m[x0:x1, ys[0]:ys[-1] + 1].max(axis=0).max(axis=0))
+    x0, x1 = int(planes[0]), int(planes[-1]) + 1
+    ys = np.flatnonzero(w[x0:x1].max(axis=0).max(axis=-1))
+    zs = np.flatnonzero(m[x0:x1, ys[0]:ys[-1] + 1].max(axis=(0, 1)))
     return (x0, int(ys[0]), int(zs[0])), (x1, int(ys[-1]) + 1, int(zs[-1]) + 1)
 
 
@@ -97,7 +100,7 @@ class LayerPacker:
         """Place one non-empty mask given as its box and the boolean crop; returns (layer, value)."""
         sl = slices(box)
         for i, layer in enumerate(self.layers):
-            if self._counts[i] < MAX_VALUES and not layer[sl][crop].any():
+            if self._counts[i] < MAX_VALUES and not np.logical_and(layer[sl], crop).any():  # 2x a gather
                 break
         else:
             self.layers.append(np.zeros(self.shape, np.uint8))
@@ -146,12 +149,14 @@ def _region(case_id: str, name: str, resolve: Callable[[str], Region]) -> Region
 
 def pack_masks(case_id: str, masks: Mapping[str, MaskValue] | Iterable[tuple[str, MaskValue]],
                grid: tuple[tuple[int, ...], np.ndarray] | None, affine: np.ndarray, mask_source: str,
-               layer_prefix: str, resolve: Callable[[str], Region]) -> tuple[dict[str, np.ndarray],
-                                                                             list[Structure], tuple | None]:
+               layer_prefix: str, resolve: Callable[[str], Region],
+               measure: Callable[[str, Box, np.ndarray], None] | None = None) -> tuple[
+                   dict[str, np.ndarray], list[Structure], tuple | None]:
     """Binary masks -> (layers by name, structures, grid shape).
 
     Masks are read one at a time and kept only as bit-packed crops of their bounding box,
     then packed largest first (ties by name): the same masks always give the same layers.
+    `measure(name, box, crop)` sees each non-empty mask's boolean crop as it is read.
     """
     if isinstance(masks, Mapping):  # names known up front: fail before reading any data
         regions = {name: _region(case_id, name, resolve) for name in masks}
@@ -169,24 +174,100 @@ def pack_masks(case_id: str, masks: Mapping[str, MaskValue] | Iterable[tuple[str
         _check_grid(case_id, name, arr.shape, aff, grid, "mask")
         box = bounding_box(arr)  # on the raw values: no full-size boolean copy
         crop = (arr[slices(box)] != 0) if box else None
+        if measure is not None and crop is not None:
+            measure(name, box, crop)
         crops[name] = (box, None if crop is None else np.packbits(crop),
                        0 if crop is None else int(np.count_nonzero(crop)))
         del arr, crop
     packer = LayerPacker(grid[0]) if grid else None
+    unions = split_unions(crops, regions, anatomy())
+    stored = {n: unions[n][1] if n in unions else crops[n] for n in crops}  # the voxels each puts in a layer
     structures = []
-    for name in sorted(crops, key=lambda n: (-crops[n][2], n)):
-        box, bits, voxels = crops.pop(name)
+    for name in sorted(crops, key=lambda n: (-stored[n][2], n)):
+        box, _, voxels = crops.pop(name)
+        sbox, sbits, _ = stored.pop(name)
         layer = value = None
-        if box is not None and packer is not None:
-            shape = tuple(b - a for a, b in zip(*box, strict=True))
-            crop = np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).view(bool)
-            layer, value = packer.add(box, crop)
+        if sbox is not None and packer is not None:
+            layer, value = packer.add(sbox, _unpack(sbox, sbits))
         r = regions[name]
         structures.append(Structure(name=name, region_id=r.region_id, region=r.name, mask_source=mask_source,
                                     layer=None if layer is None else f"{layer_prefix}-{layer}", value=value,
-                                    voxels=voxels, bbox=box))
+                                    voxels=voxels, bbox=box, parts=unions[name][0] if name in unions else ()))
     layers = {f"{layer_prefix}-{i}": a for i, a in enumerate(packer.layers)} if packer else {}
     return layers, structures, tuple(grid[0]) if grid else None
+
+
+Crop = tuple[Box | None, np.ndarray | None, int]  # a mask as its box, bit-packed crop and voxel count
+
+
+def _unpack(box: Box, bits: np.ndarray) -> np.ndarray:
+    shape = tuple(b - a for a, b in zip(*box, strict=True))
+    return np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).view(bool)
+
+
+def _inside(inner: Box, outer: Box) -> tuple[slice, ...] | None:
+    """Where `inner` lies in an array of `outer`'s box, or None when it sticks out."""
+    if any(i0 < o0 or i1 > o1 for i0, i1, o0, o1 in zip(*inner, *outer, strict=True)):
+        return None
+    return tuple(slice(i0 - o0, i1 - o0) for i0, i1, o0 in zip(*inner, outer[0], strict=True))
+
+
+def split_unions(crops: Mapping[str, Crop], regions: Mapping[str, Region],
+                 dag: Anatomy) -> dict[str, tuple[tuple[str, ...], Crop]]:
+    """Masks that contain masks of regions below their own: name -> (parts, what remains).
+
+    RadGenome ships a parent's mask beside its children's (lung, left lung, left lung lower
+    lobe, ...), most often exactly their union. Such a parent is stored as its parts (the
+    outermost contained masks) plus the voxels they leave, often none: bit-exact, fewer
+    bytes, and fewer layers, since the rest overlaps none of the parts. (Containment
+    outside the DAG — organs inside the thoracic cavity — is left alone: measured on a
+    RadGenome-like case it gave more bytes, the rest's holes repeating the organs' edges.)
+    """
+    unpacked = lru_cache(maxsize=32)(lambda n: _unpack(*crops[n][:2]))
+    nonempty = sorted(n for n in crops if crops[n][0] is not None)
+    out = {}
+    for p in nonempty:
+        pbox = crops[p][0]
+        below = dag.descendants(regions[p].name, include_self=False)
+        inside = []
+        for c in nonempty:
+            where = _inside(crops[c][0], pbox) if regions[c].name in below else None
+            if where is not None and not (unpacked(c) & ~unpacked(p)[where]).any():
+                inside.append(c)
+        # the outermost: a part whose region lies under another part's is read through that one
+        parts = tuple(c for c in inside
+                      if not any(regions[c].name in dag.descendants(regions[d].name, include_self=False)
+                                 for d in inside))
+        if not parts:
+            continue
+        rest = unpacked(p).copy()
+        for c in parts:
+            rest[_inside(crops[c][0], pbox)] &= ~unpacked(c)
+        rbox = bounding_box(rest)
+        if rbox is None:
+            out[p] = (parts, (None, None, 0))
+            continue
+        crop = rest[slices(rbox)]
+        lo = tuple(a + b for a, b in zip(rbox[0], pbox[0], strict=True))
+        hi = tuple(a + b for a, b in zip(rbox[1], pbox[0], strict=True))
+        out[p] = (parts, ((lo, hi), np.packbits(crop), int(np.count_nonzero(crop))))
+    return out
+
+
+def pieces(structures: Iterable[Structure], catalogue: Iterable[Structure]) -> list[Structure]:
+    """The structures whose layer values together make up `structures`: each one's own
+    voxels and, through `parts` (recursively), its parts'. `catalogue`: the case's structures."""
+    by_name = {(s.mask_source, s.name): s for s in catalogue}
+    out, seen, todo = [], set(), list(structures)
+    while todo:
+        s = todo.pop()
+        if (s.mask_source, s.name) in seen:
+            continue
+        seen.add((s.mask_source, s.name))
+        if s.layer is not None:
+            out.append(s)
+        todo.extend(by_name[s.mask_source, p] for p in s.parts)
+    return out
 
 
 def label_map_layer(case_id: str, labels: Any, classes: Mapping[int, str],
@@ -229,7 +310,8 @@ ReadLayer = Callable[[str, tuple[slice, ...]], np.ndarray]
 
 def union_in_box(read: ReadLayer, structures: Iterable[Structure], box: Box) -> np.ndarray:
     """Union of `structures` inside `box`; reads only each layer's part of the structures' bbox."""
-    out = np.zeros(tuple(h - lo for lo, h in zip(*box, strict=True)), bool)
+    size = tuple(h - lo for lo, h in zip(*box, strict=True))
+    out: np.ndarray | None = None
     by_layer: dict[str, list[Structure]] = {}
     for s in structures:
         if s.layer is not None and s.bbox is not None:
@@ -245,19 +327,28 @@ def union_in_box(read: ReadLayer, structures: Iterable[Structure], box: Box) -> 
             lut = np.zeros(int(max(chunk.max(initial=0), *(s.value for s in group))) + 1, bool)
             lut[[s.value for s in group]] = True
             hit = lut[chunk]
+        if out is None and inter == box:  # the common case, one layer covering the box: no copy
+            out = hit
+            continue
+        if out is None:
+            out = np.zeros(size, bool)
         dst = tuple(slice(a - b, c - b) for a, c, b in zip(inter[0], inter[1], box[0], strict=True))
         out[dst] |= hit
-    return out
+    return out if out is not None else np.zeros(size, bool)
 
 
 def mask_stats(mask: np.ndarray, lo: tuple[int, int, int], affine: np.ndarray,
                image: np.ndarray | None) -> dict:
     """`region_stats` measures of a boolean mask whose [0,0,0] is voxel `lo` of the grid."""
-    voxels = int(np.count_nonzero(mask))
+    # voxels per plane along each axis, in two passes over the bytes (three sums over the
+    # boolean mask took 2.5x as long on a RadGenome case)
+    ones = mask.view(np.uint8)
+    columns = ones.sum(axis=2, dtype=np.int64)
+    proj = [columns.sum(axis=1), columns.sum(axis=0), ones.sum(axis=(0, 1), dtype=np.int64)]
+    voxels = int(proj[0].sum())
     row: dict = {"voxels": voxels, "volume_ml": voxels * abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0}
     if voxels == 0:
         return row
-    proj = [mask.sum(axis=tuple(j for j in range(3) if j != i)) for i in range(3)]  # voxels per plane
     nz = [np.flatnonzero(p) for p in proj]
     bmin = [int(lo[i] + nz[i][0]) for i in range(3)]
     bmax = [int(lo[i] + nz[i][-1] + 1) for i in range(3)]
@@ -276,8 +367,14 @@ def mask_stats(mask: np.ndarray, lo: tuple[int, int, int], affine: np.ndarray,
 
 
 def region_stats(case_id: str, mask_source: str, structures: list[Structure], read: ReadLayer,
-                 affine: np.ndarray, image: np.ndarray | None, dag: Anatomy) -> list[dict]:
-    """One row per region with its own structures, and one per ancestor without, as the union."""
+                 affine: np.ndarray, image: np.ndarray | None, dag: Anatomy,
+                 measured: Mapping[str, dict] | None = None) -> list[dict]:
+    """One row per region with its own structures, and one per ancestor without, as the union.
+
+    `measured`: `mask_stats` of single structures by name, taken earlier; a region made of
+    one of them is not read back from the layers.
+    """
+    measured = measured or {}
     own: dict[str, list[Structure]] = {}
     for s in structures:
         own.setdefault(s.region, []).append(s)
@@ -292,7 +389,9 @@ def region_stats(case_id: str, mask_source: str, structures: list[Structure], re
         row = {"case_id": case_id, "region_id": dag.get(region).region_id, "mask_source": mask_source}
         if box is None:
             row.update(voxels=0, volume_ml=0.0)
+        elif len(group) == 1 and group[0].name in measured:
+            row.update(measured[group[0].name])
         else:
-            row.update(mask_stats(union_in_box(read, group, box), box[0], affine, image))
+            row.update(mask_stats(union_in_box(read, pieces(group, structures), box), box[0], affine, image))
         rows.append(row)
     return sorted(rows, key=lambda r: r["region_id"])

@@ -1,7 +1,9 @@
 """What the array store records about a case: OME-Zarr 0.5 metadata and its structures.
 
-Structures (one per mask: name, region, layer, label value, voxels, bbox) are the
-`properties` of each layer's OME `image-label`, so one list serves viewers and readers.
+Structures (one per mask: name, region, layer, label value, voxels, bbox, parts) are the
+`properties` of each layer's OME `image-label`, so one list serves viewers and readers. A
+structure with `parts` (a parent mask stored as the union of its children) has only its
+remaining voxels under its label value; `warehouse.labels.pieces` expands it.
 
 Only what costs nothing is written (https://ngff.openmicroscopy.org/0.5/): one resolution
 level, axes x, y, z in millimetres (the stored NIfTI voxel order), scale from the voxel
@@ -37,10 +39,14 @@ class Structure:
     value: int | None
     voxels: int
     bbox: Box | None
+    # Names of this source's structures inside this one whose union, with the voxels under
+    # (layer, value), is this mask; then (layer, value) holds only the rest, or nothing.
+    parts: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["bbox"] = [list(self.bbox[0]), list(self.bbox[1])] if self.bbox else None
+        d["parts"] = list(self.parts)
         return d
 
     @classmethod
@@ -48,7 +54,8 @@ class Structure:
         bbox = d.get("bbox")
         return cls(name=d["name"], region_id=int(d["region_id"]), region=d["region"],
                    mask_source=d["mask_source"], layer=d.get("layer"), value=d.get("value"),
-                   voxels=int(d["voxels"]), bbox=(tuple(bbox[0]), tuple(bbox[1])) if bbox else None)
+                   voxels=int(d["voxels"]), bbox=(tuple(bbox[0]), tuple(bbox[1])) if bbox else None,
+                   parts=tuple(d.get("parts") or ()))
 
     def ome_property(self) -> dict:
         """This structure as an entry of OME `image-label.properties`."""
@@ -72,13 +79,14 @@ def read_attrs(node: Path) -> dict | None:
 
 
 def read_structures(case_dir: Path) -> list[Structure]:
-    """Every structure of a case: from each layer's image-label properties, then the empty ones."""
+    """Every structure of a case: each layer's image-label properties, then those in no layer
+    (``empty``: no voxel; ``unions``: exactly the union of their parts)."""
     labels = read_attrs(case_dir / "labels") or {}
     out = []
     for name in labels.get("ome", {}).get("labels", []):
         for p in (read_attrs(case_dir / "labels" / name) or {})["ome"]["image-label"]["properties"]:
             out.append(Structure.from_dict({**p, "layer": name, "value": p["label-value"]}))
-    return out + [Structure.from_dict(d) for d in labels.get("empty", [])]
+    return out + [Structure.from_dict(d) for key in ("unions", "empty") for d in labels.get(key, [])]
 
 
 def spacing(affine: np.ndarray) -> np.ndarray:
