@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from warehouse.anatomy import anatomy  # noqa: E402
 from warehouse.arrays import ArrayStore  # noqa: E402
-from warehouse.labels import bounding_box, slices  # noqa: E402
+from warehouse.boxes import bounding_box, slices  # noqa: E402
 
 NAMES_FILE = ROOT.parent / "shared/data/vocab/radgenome_anatomy_mask_names.txt"
 FULL = (480, 480, 240)

@@ -9,8 +9,8 @@ SELECT c.case_id, c.patient_id, c.split
 FROM cases AS c
 WHERE EXISTS (
     SELECT 1 FROM findings AS f
-    WHERE f.case_id = c.case_id AND f.status = 'present' AND LOWER(f.term) = LOWER($with_term))
+    WHERE f.case_id = c.case_id AND f.status = 'present' AND f.term = LOWER($with_term))
   AND NOT EXISTS (
     SELECT 1 FROM findings AS f
-    WHERE f.case_id = c.case_id AND f.status = 'present' AND LOWER(f.term) = LOWER($without_term))
+    WHERE f.case_id = c.case_id AND f.status = 'present' AND f.term = LOWER($without_term))
 ORDER BY c.case_id

@@ -10,12 +10,12 @@
 WITH present AS (
     SELECT DISTINCT case_id, term FROM findings WHERE status = 'present'
 ), anchor AS (
-    SELECT DISTINCT case_id FROM present WHERE LOWER(term) = LOWER($term)
+    SELECT DISTINCT case_id FROM present WHERE term = LOWER($term)
 ), together AS (
     SELECT p.term, COUNT(*) AS cases_both
     FROM present AS p
     JOIN anchor AS x ON x.case_id = p.case_id
-    WHERE LOWER(p.term) <> LOWER($term)
+    WHERE p.term <> LOWER($term)
     GROUP BY p.term
     HAVING COUNT(*) >= $min_cases
 ), term_cases AS (

@@ -8,7 +8,7 @@
 WITH sized AS (
     SELECT f.case_id, FLOOR(f.size_mm / $bin_mm) * $bin_mm AS bin_start_mm
     FROM findings AS f
-    WHERE LOWER(f.term) = LOWER($term) AND f.status = 'present' AND f.size_mm IS NOT NULL
+    WHERE f.term = LOWER($term) AND f.status = 'present' AND f.size_mm IS NOT NULL
 )
 SELECT bin_start_mm, bin_start_mm + $bin_mm AS bin_end_mm, COUNT(*) AS findings,
        COUNT(DISTINCT case_id) AS cases

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from warehouse import array_io, schema
 from warehouse.anatomy import anatomy
 from warehouse.arrays import ArrayStore, case_key
+from warehouse.boxes import bounding_box
 from warehouse.errors import ArrayNotFoundError, GridMismatchError, IngestError, UnknownRegionError, WarehouseError
-from warehouse.labels import bounding_box, union_in_box
+from warehouse.labels import union_in_box
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASE = "train_1_a_1.nii.gz"

@@ -91,6 +91,8 @@ def test_term_is_literal_data_not_sql_or_pattern(wh):
     assert wh.query(q, region="aorta", term="%").height == 1  # the one text with a % sign
     assert wh.query(q, region="aorta", term="5_%").height == 0  # _ is not a wildcard
     assert wh.query(q, region="lung", term="' OR 1=1 --").height == 0
+    for pattern in (".*", "nod.le", "(", "\\E.*", "\\Q.*\\E"):  # regular-expression syntax is text too
+        assert wh.query(q, region="lung", term=pattern).height == 0, pattern
     assert wh.query(q, region="aorta", term="' OR 1=1 --").height == 1  # found as text, nothing more
     assert wh.query("cases_with_without", with_term="x' OR '1'='1", without_term="y").height == 0
     sql, params = render(q, region="lung", term="'; DROP VIEW cases; --")

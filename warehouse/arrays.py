@@ -33,19 +33,11 @@ from zarr.errors import ContainsGroupError
 from warehouse import ome
 from warehouse.anatomy import Region, anatomy
 from warehouse.array_io import ArrayReader, open_array, write_array
+from warehouse.boxes import Box, slices, union_box
 from warehouse.errors import ArrayNotFoundError, GridMismatchError, IngestError, WarehouseError
-from warehouse.labels import (
-    Box,
-    Structure,
-    label_map_layer,
-    mask_stats,
-    pack_masks,
-    pieces,
-    region_stats,
-    slices,
-    union_box,
-    union_in_box,
-)
+from warehouse.labels import label_map_layer, mask_stats, pack_masks, region_stats, union_in_box
+from warehouse.ome import Structure
+from warehouse.unions import pieces
 
 CHUNK = 64
 FORMAT = 1

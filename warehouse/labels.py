@@ -1,87 +1,31 @@
 """Label layers: overlapping binary masks packed losslessly into a few integer arrays.
 
 A layer is a non-overlapping assignment of structures (value v>0 = structure v of that
-layer). `pack_masks` puts each structure, largest first, into the first layer where it
-overlaps nothing (greedy first fit), so nested structures (lung > left lung > left lung
-lower lobe) land in different layers and every mask reads back bit-exact. The number of
-layers is about the deepest overlap: 12-13 for RadGenome's 210 nested structures, 1 for
-a label map. `region_stats` turns layers and their structures into `region_stats` rows,
+layer). `pack_masks` first stores parents as their parts (`warehouse.unions`: lung = its
+lungs = their lobes), then puts each structure, largest first, into the first layer where
+it overlaps nothing (greedy first fit), so overlapping structures land in different layers
+and every mask reads back bit-exact. The number of layers is about the deepest overlap left:
+6 on a RadGenome-like case of 210 structures (12-13 with parents stored whole), 1 for a
+label map. `region_stats` turns layers and their structures into `region_stats` rows,
 including the union rows of ancestor regions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from warehouse.anatomy import Anatomy, Region, anatomy
+from warehouse.boxes import Box, bounding_box, intersect, slices, union_box
 from warehouse.errors import GridMismatchError, IngestError, UnknownRegionError
-from warehouse.ome import Box, Structure
+from warehouse.ome import Structure
+from warehouse.unions import pieces, split_unions, unpack
 
-__all__ = ["Box", "LayerPacker", "Structure", "bounding_box", "label_map_layer", "pack_masks", "pieces",
-           "region_stats", "split_unions", "union_in_box"]
+__all__ = ["LayerPacker", "label_map_layer", "mask_stats", "pack_masks", "region_stats", "union_in_box"]
 
 MAX_VALUES = 255  # values per packed layer: the layer stays uint8
-
-
-def bounding_box(mask: np.ndarray) -> Box | None:
-    """Tight box of a mask's non-zero voxels, or None when it is empty.
-
-    Hand-made speed-up (a RadGenome case scans about 200 masks of 480x480x240): one-byte
-    masks are scanned as 64-bit words (8 voxels at a time); the x extent comes from each
-    plane's maximum (one pass, no temporary array), y and z from reductions inside the x
-    slab, over the leading axes, which numpy vectorises (2.5-3.5x the speed of finding the
-    first and last non-zero element).
-    A strided view (nibabel's Fortran order, flipped to L, P, S) is scanned in memory order
-    through a view, not copied.
-    """
-    m = np.asarray(mask)
-    if m.ndim == 3 and not m.flags.c_contiguous:
-        flips = tuple(i for i in range(3) if m.strides[i] < 0)
-        base = np.flip(m, flips) if flips else m
-        order = sorted(range(3), key=lambda i: -base.strides[i])
-        if base.transpose(order).flags.c_contiguous:
-            box = bounding_box(base.transpose(order))
-            if box is None:
-                return None
-            lo, hi = [0, 0, 0], [0, 0, 0]
-            for k, i in enumerate(order):
-                lo[i], hi[i] = box[0][k], box[1][k]
-            for i in flips:
-                lo[i], hi[i] = m.shape[i] - hi[i], m.shape[i] - lo[i]
-            return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
-    m = np.ascontiguousarray(m)
-    if m.dtype.kind not in "bu":  # signed or float: max() would miss negative values
-        m = m != 0
-    w = m.view(np.uint64) if m.dtype.itemsize == 1 and m.shape[-1] % 8 == 0 else m
-    planes = np.flatnonzero(w.reshape(w.shape[0], -1).max(axis=1))  # one pass, no temporary
-    if planes.size == 0:
-        return None
-    x0, x1 = int(planes[0]), int(planes[-1]) + 1
-    ys = np.flatnonzero(w[x0:x1].max(axis=0).max(axis=-1))
-    zs = np.flatnonzero(m[x0:x1, ys[0]:ys[-1] + 1].max(axis=(0, 1)))
-    return (x0, int(ys[0]), int(zs[0])), (x1, int(ys[-1]) + 1, int(zs[-1]) + 1)
-
-
-def slices(box: Box) -> tuple[slice, slice, slice]:
-    return tuple(slice(a, b) for a, b in zip(*box, strict=True))  # type: ignore[return-value]
-
-
-def union_box(boxes: Iterable[Box | None]) -> Box | None:
-    boxes = [b for b in boxes if b is not None]
-    if not boxes:
-        return None
-    return (tuple(min(b[0][i] for b in boxes) for i in range(3)),  # type: ignore[return-value]
-            tuple(max(b[1][i] for b in boxes) for i in range(3)))
-
-
-def intersect(a: Box, b: Box) -> Box | None:
-    lo = tuple(max(a[0][i], b[0][i]) for i in range(3))
-    hi = tuple(min(a[1][i], b[1][i]) for i in range(3))
-    return (lo, hi) if all(h > lo_ for lo_, h in zip(lo, hi, strict=True)) else None  # type: ignore[return-value]
 
 
 class LayerPacker:
@@ -188,86 +132,13 @@ def pack_masks(case_id: str, masks: Mapping[str, MaskValue] | Iterable[tuple[str
         sbox, sbits, _ = stored.pop(name)
         layer = value = None
         if sbox is not None and packer is not None:
-            layer, value = packer.add(sbox, _unpack(sbox, sbits))
+            layer, value = packer.add(sbox, unpack(sbox, sbits))
         r = regions[name]
         structures.append(Structure(name=name, region_id=r.region_id, region=r.name, mask_source=mask_source,
                                     layer=None if layer is None else f"{layer_prefix}-{layer}", value=value,
                                     voxels=voxels, bbox=box, parts=unions[name][0] if name in unions else ()))
     layers = {f"{layer_prefix}-{i}": a for i, a in enumerate(packer.layers)} if packer else {}
     return layers, structures, tuple(grid[0]) if grid else None
-
-
-Crop = tuple[Box | None, np.ndarray | None, int]  # a mask as its box, bit-packed crop and voxel count
-
-
-def _unpack(box: Box, bits: np.ndarray) -> np.ndarray:
-    shape = tuple(b - a for a, b in zip(*box, strict=True))
-    return np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).view(bool)
-
-
-def _inside(inner: Box, outer: Box) -> tuple[slice, ...] | None:
-    """Where `inner` lies in an array of `outer`'s box, or None when it sticks out."""
-    if any(i0 < o0 or i1 > o1 for i0, i1, o0, o1 in zip(*inner, *outer, strict=True)):
-        return None
-    return tuple(slice(i0 - o0, i1 - o0) for i0, i1, o0 in zip(*inner, outer[0], strict=True))
-
-
-def split_unions(crops: Mapping[str, Crop], regions: Mapping[str, Region],
-                 dag: Anatomy) -> dict[str, tuple[tuple[str, ...], Crop]]:
-    """Masks that contain masks of regions below their own: name -> (parts, what remains).
-
-    RadGenome ships a parent's mask beside its children's (lung, left lung, left lung lower
-    lobe, ...), most often exactly their union. Such a parent is stored as its parts (the
-    outermost contained masks) plus the voxels they leave, often none: bit-exact, fewer
-    bytes, and fewer layers, since the rest overlaps none of the parts. (Containment
-    outside the DAG — organs inside the thoracic cavity — is left alone: measured on a
-    RadGenome-like case it gave more bytes, the rest's holes repeating the organs' edges.)
-    """
-    unpacked = lru_cache(maxsize=32)(lambda n: _unpack(*crops[n][:2]))
-    nonempty = sorted(n for n in crops if crops[n][0] is not None)
-    out = {}
-    for p in nonempty:
-        pbox = crops[p][0]
-        below = dag.descendants(regions[p].name, include_self=False)
-        inside = []
-        for c in nonempty:
-            where = _inside(crops[c][0], pbox) if regions[c].name in below else None
-            if where is not None and not (unpacked(c) & ~unpacked(p)[where]).any():
-                inside.append(c)
-        # the outermost: a part whose region lies under another part's is read through that one
-        parts = tuple(c for c in inside
-                      if not any(regions[c].name in dag.descendants(regions[d].name, include_self=False)
-                                 for d in inside))
-        if not parts:
-            continue
-        rest = unpacked(p).copy()
-        for c in parts:
-            rest[_inside(crops[c][0], pbox)] &= ~unpacked(c)
-        rbox = bounding_box(rest)
-        if rbox is None:
-            out[p] = (parts, (None, None, 0))
-            continue
-        crop = rest[slices(rbox)]
-        lo = tuple(a + b for a, b in zip(rbox[0], pbox[0], strict=True))
-        hi = tuple(a + b for a, b in zip(rbox[1], pbox[0], strict=True))
-        out[p] = (parts, ((lo, hi), np.packbits(crop), int(np.count_nonzero(crop))))
-    return out
-
-
-def pieces(structures: Iterable[Structure], catalogue: Iterable[Structure]) -> list[Structure]:
-    """The structures whose layer values together make up `structures`: each one's own
-    voxels and, through `parts` (recursively), its parts'. `catalogue`: the case's structures."""
-    by_name = {(s.mask_source, s.name): s for s in catalogue}
-    out, seen, todo = [], set(), list(structures)
-    while todo:
-        s = todo.pop()
-        if (s.mask_source, s.name) in seen:
-            continue
-        seen.add((s.mask_source, s.name))
-        if s.layer is not None:
-            out.append(s)
-        todo.extend(by_name[s.mask_source, p] for p in s.parts)
-    return out
 
 
 def label_map_layer(case_id: str, labels: Any, classes: Mapping[int, str],

@@ -20,9 +20,13 @@ def col(name: str, type_: pa.DataType, description: str, nullable: bool = True) 
     return pa.field(name, type_, nullable=nullable, metadata={_DESC: description.encode()})
 
 
-def table(description: str, *fields: pa.Field, key: tuple[str, ...]) -> pa.Schema:
-    """A documented table; `key` is the column order rows are sorted by when written."""
-    return pa.schema(fields, metadata={_DESC: description.encode(), b"key": ",".join(key).encode()})
+def table(description: str, *fields: pa.Field, key: tuple[str, ...],
+          cluster: tuple[str, ...] | None = None) -> pa.Schema:
+    """A documented table; `key` is the column order rows are sorted by when written (Parquet),
+    `cluster` the order of the engine's copy (tables.duckdb) when it differs: rows its common
+    filters select lie together, and DuckDB's zone maps skip the rest."""
+    return pa.schema(fields, metadata={_DESC: description.encode(), b"key": ",".join(key).encode(),
+                                       b"cluster": ",".join(cluster or key).encode()})
 
 
 STR, I8, I16, I32, I64, F32, F64, BOOL = (pa.string(), pa.int8(), pa.int16(), pa.int32(), pa.int64(),
@@ -84,7 +88,7 @@ FINDINGS = table(
     col("case_id", STR, "The case.", False),
     col("region_id", I32, "Region of the anatomy DAG the finding lies in."),
     col("anatomy_path", STR, "RadGenome '/' path of that region."),
-    col("term", STR, "Normalised finding term (one vocabulary), e.g. pulmonary nodule."),
+    col("term", STR, "Normalised finding term (one vocabulary, lower case), e.g. pulmonary nodule."),
     col("raw_text", STR, "The words the term was read from."),
     col("status", STR, "present, absent or uncertain."),
     col("size_mm", F64, "Largest dimension in mm where a size is given."),
@@ -92,6 +96,7 @@ FINDINGS = table(
     col("laterality", STR, "left, right, bilateral or null."),
     col("extractor", STR, "What produced the row."),
     key=("case_id", "finding_id"),
+    cluster=("status", "term", "case_id", "finding_id"),  # present findings of a term lie together
 )
 
 CASE_LABELS = table(
@@ -103,6 +108,7 @@ CASE_LABELS = table(
     col("ordinal", I32, "Position in the source list (the CT-RATE class order, or the disorder list)."),
     col("source", STR, "ct_rate_predicted, radgenome-release, rules-<version>, vllm:<model>, ..."),
     key=("case_id", "kind", "ordinal", "label"),
+    cluster=("kind", "label", "case_id"),
 )
 
 VQA = table(
@@ -213,6 +219,11 @@ def sort_key(name: str) -> list[str]:
     return TABLES[name].metadata[b"key"].decode().split(",")
 
 
+def cluster_key(name: str) -> list[str]:
+    """Columns the engine's copy of a table (tables.duckdb) is ordered by."""
+    return TABLES[name].metadata[b"cluster"].decode().split(",")
+
+
 def to_table(name: str, rows: Iterable[Mapping] | pa.Table) -> pa.Table:
     """Rows (dicts or a table) as an Arrow table of `name`'s exact schema; unknown keys are an error."""
     schema = TABLES[name]
@@ -222,13 +233,25 @@ def to_table(name: str, rows: Iterable[Mapping] | pa.Table) -> pa.Table:
             raise ValueError(f"table {name!r} has no columns {sorted(extra)}")
         cols = {f.name: (rows.column(f.name).cast(f.type) if f.name in rows.column_names
                          else pa.nulls(rows.num_rows, f.type)) for f in schema}
-        return pa.table(cols, schema=schema)
+        return _normalised(name, pa.table(cols, schema=schema))
     rows = list(rows)
     for r in rows:
         extra = set(r) - set(schema.names)
         if extra:
             raise ValueError(f"table {name!r} has no columns {sorted(extra)}")
-    return pa.Table.from_pylist(rows, schema=schema)
+    return _normalised(name, pa.Table.from_pylist(rows, schema=schema))
+
+
+LOWER_CASE = {"findings": ("term",)}  # columns kept in lower case, so queries compare them as stored
+
+
+def _normalised(name: str, table: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    for column in LOWER_CASE.get(name, ()):
+        i = table.schema.get_field_index(column)
+        table = table.set_column(i, table.schema.field(i), pc.utf8_lower(table.column(i)))
+    return table
 
 
 def empty(name: str) -> pa.Table:

@@ -14,7 +14,7 @@ WHERE
     WHERE
       f.case_id = c.case_id
       AND f.status = 'present'
-      AND LOWER(f.term) = LOWER(:with_term)
+      AND f.term = LOWER(:with_term)
   )
   AND NOT EXISTS(
     SELECT
@@ -23,7 +23,7 @@ WHERE
     WHERE
       f.case_id = c.case_id
       AND f.status = 'present'
-      AND LOWER(f.term) = LOWER(:without_term)
+      AND f.term = LOWER(:without_term)
   )
 ORDER BY
   c.case_id NULLS LAST

@@ -13,7 +13,7 @@ WITH present AS (
     case_id
   FROM present
   WHERE
-    LOWER(term) = LOWER(:term)
+    term = LOWER(:term)
 ), together AS (
   SELECT
     p.term,
@@ -22,7 +22,7 @@ WITH present AS (
   JOIN anchor AS x
     ON x.case_id = p.case_id
   WHERE
-    LOWER(p.term) <> LOWER(:term)
+    p.term <> LOWER(:term)
   GROUP BY
     p.term
   HAVING

@@ -16,7 +16,8 @@ JOIN anatomy AS a
 JOIN anatomy AS r
   ON r.region_id = s.region_id
 WHERE
-  a.name = :region AND LOCATE(LOWER(:term), LOWER(s.text)) > 0
+  a.name = :region
+  AND s.text RLIKE CONCAT('(?i)\\Q', COALESCE(REPLACE(:term, '\\E', '\\E\\\\E\\Q'), ''), '\\E')
 ORDER BY
   s.case_id NULLS LAST,
   s.ordinal NULLS LAST,

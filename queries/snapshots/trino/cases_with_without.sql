@@ -14,7 +14,7 @@ WHERE
     WHERE
       f.case_id = c.case_id
       AND f.status = 'present'
-      AND LOWER(f.term) = LOWER(?)
+      AND f.term = LOWER(?)
   )
   AND NOT EXISTS(
     SELECT
@@ -23,7 +23,7 @@ WHERE
     WHERE
       f.case_id = c.case_id
       AND f.status = 'present'
-      AND LOWER(f.term) = LOWER(?)
+      AND f.term = LOWER(?)
   )
 ORDER BY
   c.case_id

@@ -16,7 +16,15 @@ JOIN anatomy AS a
 JOIN anatomy AS r
   ON r.region_id = s.region_id
 WHERE
-  a.name = ? AND STRPOS(LOWER(s.text), LOWER(?)) > 0
+  a.name = ?
+  AND REGEXP_LIKE(
+    s.text,
+    CONCAT(
+      COALESCE(CAST('(?i)\Q' AS VARCHAR), ''),
+      COALESCE(CAST(REPLACE(?, '\E', '\E\\E\Q') AS VARCHAR), ''),
+      COALESCE(CAST('\E' AS VARCHAR), '')
+    )
+  )
 ORDER BY
   s.case_id,
   s.ordinal,
