@@ -5,8 +5,9 @@ For a case's masks as the release ships them, it times two things in one run:
 * **decompress**: what any reader must do at least: read the input (the tar stream or the
   files) and gunzip every ``<structure>.nii.gz``;
 * **ingest**: the release source doing the real thing: stream the archive (or index the
-  folder), decode each mask, check its grid, pack the masks into label layers and write
-  them and the `region_stats` rows (`RadGenomeSource` jobs, run in this process).
+  folder), decode each distinct mask (files with the same bytes but their gzip header, such
+  as a case's empty masks, are decoded once), check its grid, pack the masks into label
+  layers and write them and the `region_stats` rows (`RadGenomeSource` jobs, in this process).
 
 and prints the overhead of ingest over decompress (goal <= 30 %) and the bytes the
 store keeps for the masks against the bytes released (goal >= 20x fewer). Cases:

@@ -242,6 +242,33 @@ def test_region_read_fetches_only_the_bbox(store, monkeypatch):
     assert reads == [(slice(3, 9), slice(3, 9), slice(3, 9))]
 
 
+def test_masks_with_the_same_content_key_are_decoded_once(store):
+    reads: list[str] = []
+
+    class Lazy:  # as ingest's LazyMask: voxels decoded on access, a key from the file's bytes
+        def __init__(self, name: str, data: np.ndarray, key: bytes) -> None:
+            self.name, self.data, self.content_key, self.affine = name, data, key, np.eye(4)
+
+        @property
+        def dataobj(self) -> Lazy:
+            return self
+
+        def __array__(self, dtype=None, copy=None) -> np.ndarray:
+            reads.append(self.name)
+            return self.data
+
+    shape = (12, 10, 8)
+    empty, trachea = np.zeros(shape, np.uint8), box_mask(shape, (2, 2, 2), (5, 5, 5)).astype(np.uint8)
+    masks = {"heart": Lazy("heart", empty, b"empty"), "liver": Lazy("liver", empty, b"empty"),
+             "trachea": Lazy("trachea", trachea, b"t"), "esophagus": Lazy("esophagus", trachea, b"t")}
+    rows = store.write_masks(CASE, masks, np.eye(4))
+    assert sorted(reads) == ["esophagus", "heart"]  # sorted names: the first of each key is read
+    by_name = {s["name"]: s for s in store.structures(CASE)}
+    assert by_name["liver"]["voxels"] == 0 and by_name["trachea"]["voxels"] == 27
+    assert np.array_equal(store.region_mask(CASE, "trachea")[0], trachea != 0)
+    assert {r["region_id"]: r["voxels"] for r in rows}[rid("trachea")] == 27
+
+
 def _read_everything(path: Path) -> dict:
     reader = ArrayStore(path, mode="r")
     out = {"image": reader.image(CASE)[0]}

@@ -18,7 +18,7 @@ from ingest.sources.ct_rate import (
     read_reports,
     read_volume,
 )
-from ingest.sources.radgenome_decode import decode_nifti, gunzip, read_header
+from ingest.sources.radgenome_decode import LazyMask, decode_nifti, gunzip, gzip_body, read_header
 from ingest.sources.release_csv import ErrorSink
 from warehouse.errors import IngestError
 from warehouse.schema import CT_RATE_LABELS
@@ -126,3 +126,22 @@ def test_mask_decoding_reads_voxels_in_place_and_refuses_truncated_files():
     assert np.array_equal(decode_nifti(scaled.to_bytes())[0], mask * 2 + 1)
     with pytest.raises(ValueError, match="not a NIfTI"):
         read_header(b"not a nifti file" * 40)
+
+
+def test_masks_written_at_different_times_share_a_content_key(tmp_path):
+    import io
+
+    raw = nib.Nifti1Image(np.zeros((4, 3, 2), np.uint8), np.eye(4)).to_bytes()
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="empty.nii", mode="wb", fileobj=buf, mtime=123) as f:  # a name, another time
+        f.write(raw)
+    early, late, named = gzip.compress(raw, mtime=1), gzip.compress(raw, mtime=2), buf.getvalue()
+    assert early != late and gzip_body(early) == gzip_body(late) == gzip_body(named)
+    (tmp_path / "a.nii.gz").write_bytes(named)
+    keys = {LazyMask(early, "x", np.eye(4)).content_key,
+            LazyMask(str(tmp_path / "a.nii.gz"), "y", np.eye(4)).content_key}
+    assert len(keys) == 1
+    other = gzip.compress(nib.Nifti1Image(np.ones((4, 3, 2), np.uint8), np.eye(4)).to_bytes(), mtime=1)
+    assert LazyMask(other, "z", np.eye(4)).content_key not in keys
+    assert LazyMask(early, "x", np.diag([2.0, 1, 1, 1])).content_key not in keys  # another grid
+    assert gzip_body(b"not gzip") == b"not gzip"

@@ -21,7 +21,7 @@ from warehouse.anatomy import Anatomy, Region, anatomy
 from warehouse.boxes import Box, bounding_box, intersect, slices, union_box
 from warehouse.errors import GridMismatchError, IngestError, UnknownRegionError
 from warehouse.ome import Structure
-from warehouse.unions import pieces, split_unions, unpack
+from warehouse.unions import Crop, pieces, split_unions
 
 __all__ = ["LayerPacker", "label_map_layer", "mask_stats", "pack_masks", "region_stats", "union_in_box"]
 
@@ -100,45 +100,63 @@ def pack_masks(case_id: str, masks: Mapping[str, MaskValue] | Iterable[tuple[str
 
     Masks are read one at a time and kept only as bit-packed crops of their bounding box,
     then packed largest first (ties by name): the same masks always give the same layers.
-    `measure(name, box, crop)` sees each non-empty mask's boolean crop as it is read.
+    `measure(name, box, crop)` sees each non-empty mask's boolean crop as it is read. Values
+    with a ``content_key`` attribute (`ingest`'s lazily decoded files) that equals an earlier
+    one's hold the same voxels and are not decoded again.
     """
     if isinstance(masks, Mapping):  # names known up front: fail before reading any data
         regions = {name: _region(case_id, name, resolve) for name in masks}
         items: Iterable[tuple[str, MaskValue]] = ((k, masks[k]) for k in sorted(masks))
     else:  # a stream of pairs (e.g. a generator reading files): never materialised as a list
         regions, items = {}, masks
-    crops: dict[str, tuple[Box | None, np.ndarray | None, int]] = {}
+    crops: dict[str, Crop] = {}
+    decoded: dict[bytes, Crop] = {}  # by `content_key`: masks with the same file bytes are decoded once
     for name, value in items:
         if name in crops:
             raise IngestError(f"mask {name!r} given twice", case_id=case_id, file=name, stage="masks")
         regions[name] = regions.get(name) or _region(case_id, name, resolve)
+        key = getattr(value, "content_key", None)
+        if key is not None and key in decoded:
+            crops[name] = same = decoded[key]
+            if measure is not None and same.box is not None:
+                measure(name, same.box, same.unpack())
+            continue
         arr, aff = _mask_array(case_id, name, value)
         if grid is None:
             grid = (arr.shape, affine)
         _check_grid(case_id, name, arr.shape, aff, grid, "mask")
         box = bounding_box(arr)  # on the raw values: no full-size boolean copy
-        crop = (arr[slices(box)] != 0) if box else None
+        crop = _nonzero(arr, box) if box else None
         if measure is not None and crop is not None:
             measure(name, box, crop)
-        crops[name] = (box, None if crop is None else np.packbits(crop),
-                       0 if crop is None else int(np.count_nonzero(crop)))
+        crops[name] = Crop.of(box, crop)
+        if key is not None:
+            decoded[key] = crops[name]
         del arr, crop
     packer = LayerPacker(grid[0]) if grid else None
     unions = split_unions(crops, regions, anatomy())
     stored = {n: unions[n][1] if n in unions else crops[n] for n in crops}  # the voxels each puts in a layer
     structures = []
-    for name in sorted(crops, key=lambda n: (-stored[n][2], n)):
-        box, _, voxels = crops.pop(name)
-        sbox, sbits, _ = stored.pop(name)
+    for name in sorted(crops, key=lambda n: (-stored[n].voxels, n)):
+        whole, kept = crops.pop(name), stored.pop(name)
         layer = value = None
-        if sbox is not None and packer is not None:
-            layer, value = packer.add(sbox, unpack(sbox, sbits))
+        if kept.box is not None and packer is not None:
+            layer, value = packer.add(kept.box, kept.unpack())
         r = regions[name]
         structures.append(Structure(name=name, region_id=r.region_id, region=r.name, mask_source=mask_source,
                                     layer=None if layer is None else f"{layer_prefix}-{layer}", value=value,
-                                    voxels=voxels, bbox=box, parts=unions[name][0] if name in unions else ()))
+                                    voxels=whole.voxels, bbox=whole.box,
+                                    parts=unions[name][0] if name in unions else ()))
     layers = {f"{layer_prefix}-{i}": a for i, a in enumerate(packer.layers)} if packer else {}
     return layers, structures, tuple(grid[0]) if grid else None
+
+
+def _nonzero(arr: np.ndarray, box: Box) -> np.ndarray:
+    """The boolean crop of `box`, in `arr`'s memory order (comparing a Fortran-ordered NIfTI
+    array through its transpose is 2.5x as fast as numpy's own choice of loop order)."""
+    if arr.ndim == 3 and arr.strides[0] < arr.strides[-1]:
+        return (arr.T[slices(box)[::-1]] != 0).T
+    return arr[slices(box)] != 0
 
 
 def label_map_layer(case_id: str, labels: Any, classes: Mapping[int, str],

@@ -12,6 +12,7 @@ time (`LazyMask`), scans each for its bounding box and copies only the box.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import zlib
 from functools import lru_cache
@@ -126,6 +127,25 @@ def check_image_grid(shape: tuple[int, ...], affine: np.ndarray, image: CTImage,
             file=file, stage="masks", hint="masks must be written on the CT's own grid; resample them onto it first")
 
 
+def gzip_body(payload: bytes) -> bytes:
+    """A gzip file without its header (RFC 1952: modification time, OS, optional name and comment):
+    files written at different times from the same bytes then compare equal. Not gzip: as given.
+
+    By hand because the gzip module keeps its header parser private.
+    """
+    if len(payload) < 18 or payload[:3] != b"\x1f\x8b\x08":
+        return payload
+    flags, pos = payload[3], 10
+    if flags & 4:  # FEXTRA: two-byte length, then that many bytes
+        pos += 2 + int.from_bytes(payload[pos:pos + 2], "little")
+    for bit in (8, 16):  # FNAME, FCOMMENT: zero-terminated
+        if flags & bit:
+            pos = payload.find(b"\x00", pos) + 1 or len(payload)
+    if flags & 2:  # FHCRC
+        pos += 2
+    return payload[pos:]
+
+
 class _Voxels:
     """What `LazyMask.dataobj` returns: decoded when numpy asks for the array, not before."""
 
@@ -146,6 +166,18 @@ class LazyMask:
 
     def __init__(self, payload: bytes | str, where: str, affine: np.ndarray) -> None:
         self._payload, self.where, self.affine = payload, where, affine
+
+    @property
+    def content_key(self) -> bytes:
+        """Equal for masks with the same file bytes on the same grid, so the store decodes such
+        masks once (a RadGenome case ships about 50 empty masks, byte-identical files)."""
+        if isinstance(self._payload, str):
+            try:
+                self._payload = Path(self._payload).read_bytes()
+            except OSError as e:
+                raise MaskReadError(self.where, f"cannot read the mask file ({e.strerror})") from None
+        return hashlib.blake2b(gzip_body(self._payload) + np.asarray(self.affine, np.float64).tobytes(),
+                               digest_size=16).digest()
 
     @property
     def dataobj(self) -> _Voxels:
