@@ -18,6 +18,7 @@ from warehouse.arrays import ArrayStore, case_key
 from warehouse.boxes import bounding_box
 from warehouse.errors import ArrayNotFoundError, GridMismatchError, IngestError, UnknownRegionError, WarehouseError
 from warehouse.labels import union_in_box
+from warehouse.ome import Structure
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASE = "train_1_a_1.nii.gz"
@@ -240,6 +241,15 @@ def test_region_read_fetches_only_the_bbox(store, monkeypatch):
     union_in_box(lambda layer, sl: reads.append(sl) or np.ones([s.stop - s.start for s in sl], np.uint8),
                  structs, box)
     assert reads == [(slice(3, 9), slice(3, 9), slice(3, 9))]
+
+    # two structures of one layer far apart (a region's parts, like the ribs of `rib`): two small reads
+    apart = [Structure(name=n, region_id=rid(n), region=n, mask_source="m", layer="m-0", value=v, voxels=8,
+                       bbox=(lo, tuple(a + 2 for a in lo)))
+             for n, v, lo in (("left rib 1", 1, (0, 0, 0)), ("right rib 1", 2, (60, 60, 60)))]
+    reads.clear()
+    got = union_in_box(lambda layer, sl: reads.append(sl) or np.full([s.stop - s.start for s in sl], 1, np.uint8),
+                       apart, ((0, 0, 0), (62, 62, 62)))
+    assert reads == [(slice(0, 2),) * 3, (slice(60, 62),) * 3] and got.sum() == 8
 
 
 def test_masks_with_the_same_content_key_are_decoded_once(store):

@@ -197,18 +197,34 @@ def label_map_layer(case_id: str, labels: Any, classes: Mapping[int, str],
 ReadLayer = Callable[[str, tuple[slice, ...]], np.ndarray]
 
 
-def union_in_box(read: ReadLayer, structures: Iterable[Structure], box: Box) -> np.ndarray:
-    """Union of `structures` inside `box`; reads only each layer's part of the structures' bbox."""
-    size = tuple(h - lo for lo, h in zip(*box, strict=True))
-    out: np.ndarray | None = None
+def _volume(box: Box) -> int:
+    return int(np.prod([h - lo for lo, h in zip(*box, strict=True)]))
+
+
+def _reads(structures: Iterable[Structure], box: Box) -> list[tuple[str, Box, list[Structure]]]:
+    """(layer, box, structures) reads covering `structures` inside `box`: one per layer, or one
+    per structure where a layer's structures lie apart (the ribs of `rib`): their boxes' sum is
+    then well under their union's, and the union's box would decode mostly other structures."""
     by_layer: dict[str, list[Structure]] = {}
     for s in structures:
-        if s.layer is not None and s.bbox is not None:
+        if s.layer is not None and s.bbox is not None and intersect(s.bbox, box) is not None:
             by_layer.setdefault(s.layer, []).append(s)
+    out = []
     for layer, group in by_layer.items():
-        inter = intersect(union_box(s.bbox for s in group), box)
-        if inter is None:
-            continue
+        whole = intersect(union_box(s.bbox for s in group), box)
+        own = [intersect(s.bbox, box) for s in group]
+        if len(group) > 1 and 2 * sum(_volume(b) for b in own) < _volume(whole):
+            out.extend((layer, b, [s]) for b, s in zip(own, group, strict=True))
+        else:
+            out.append((layer, whole, group))
+    return out
+
+
+def union_in_box(read: ReadLayer, structures: Iterable[Structure], box: Box) -> np.ndarray:
+    """Union of `structures` inside `box`; reads only the parts of the layers the structures cover."""
+    size = tuple(h - lo for lo, h in zip(*box, strict=True))
+    out: np.ndarray | None = None
+    for layer, inter, group in _reads(structures, box):
         chunk = read(layer, slices(inter))
         if len(group) == 1:
             hit = chunk == group[0].value
