@@ -11,6 +11,8 @@ tensors, and the region's grounded sentences as text. Items (`RegionDataset.item
 hash stably for MONAI's `PersistentDataset`; `LoadRegionCropd` turns such an item into
 MetaTensors inside a `monai.transforms.Compose`. The store is opened lazily, once per
 process, so datasets and transforms pickle and work with `DataLoader(num_workers=N)`.
+Workers forked from a process that has read arrays read with zarr-python, not TensorStore
+(`warehouse.array_io`); ``multiprocessing_context="forkserver"`` keeps the fast reader.
 This is the only module of the package that imports torch and MONAI.
 """
 
