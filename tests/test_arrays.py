@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from warehouse import array_io, schema
 from warehouse.anatomy import anatomy
-from warehouse.arrays import ArrayStore, case_key
+from warehouse.arrays import FORMAT, ArrayStore, case_key
 from warehouse.boxes import bounding_box
 from warehouse.errors import ArrayNotFoundError, GridMismatchError, IngestError, UnknownRegionError, WarehouseError
 from warehouse.labels import union_in_box
@@ -526,7 +526,7 @@ def test_processes_write_different_cases_of_one_store(tmp_path):
         rng.integers(-1000, 1000, (40, 40, 20))
         assert np.array_equal(store.region_mask(c, "heart")[0], rng.random((40, 40, 20)) < 0.3)
     root = json.loads((path / "zarr.json").read_text())
-    assert root["attributes"]["radgenome_warehouse"]["arrays_format"] == 1
+    assert root["attributes"]["radgenome_warehouse"]["arrays_format"] == FORMAT
 
 
 # -- OME-Zarr metadata -----------------------------------------------------------------------

@@ -40,7 +40,7 @@ from warehouse.ome import Structure
 from warehouse.unions import pieces
 
 CHUNK = 64
-FORMAT = 1
+FORMAT = 2  # 2: a structure may be stored as its parts (`parts`, the labels group's `unions` list)
 # Label layers: plain zstd 9. Bit-shuffled zstd (blosc clevel 5) stored 20 % fewer bytes for the
 # same write CPU on a RadGenome-like case but decoded 1.5x slower; region reads come first.
 LABEL_CODEC = ZstdCodec(level=9)
