@@ -110,12 +110,10 @@ def run_over_parquet(wh: Warehouse, repeats: int) -> dict[str, float]:
     import duckdb
 
     from queries import render
-    from warehouse import schema
+    from warehouse.snapshot import TABLES_DIR, parquet_tables
 
     con = duckdb.connect()
-    for name in schema.TABLES:
-        path = str(wh.path / "tables" / f"{name}.parquet").replace("'", "''")
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+    parquet_tables(con, wh.path / TABLES_DIR)
     out = {}
     for q in list_queries():
         sql, bound = render(q.name, **params_for(q.name))

@@ -8,7 +8,7 @@ import numpy as np
 
 from warehouse.ome import Box
 
-__all__ = ["Box", "bounding_box", "inside", "intersect", "slices", "union_box"]
+__all__ = ["Box", "bounding_box", "box_shape", "inside", "intersect", "slices", "union_box"]
 
 
 def bounding_box(mask: np.ndarray) -> Box | None:
@@ -48,6 +48,11 @@ def bounding_box(mask: np.ndarray) -> Box | None:
     ys = np.flatnonzero(w[x0:x1].max(axis=0).max(axis=-1))
     zs = np.flatnonzero(m[x0:x1, ys[0]:ys[-1] + 1].max(axis=(0, 1)))
     return (x0, int(ys[0]), int(zs[0])), (x1, int(ys[-1]) + 1, int(zs[-1]) + 1)
+
+
+def box_shape(box: Box) -> tuple[int, int, int]:
+    """The shape of an array holding `box`."""
+    return tuple(h - lo for lo, h in zip(*box, strict=True))  # type: ignore[return-value]
 
 
 def slices(box: Box) -> tuple[slice, slice, slice]:

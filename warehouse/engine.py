@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from warehouse import schema
 from warehouse.errors import QueryRefusedError
-from warehouse.snapshot import Snapshot
+from warehouse.snapshot import TABLES_DIR, Snapshot, parquet_tables
 
 # Table functions that read files or the network; refused by name with a clear message
 # (DuckDB's locked configuration refuses them too — this is the readable first line).
@@ -79,9 +79,7 @@ class Engine:
             con.execute(f"ATTACH '{db}' AS snapshot (READ_ONLY)")
             con.execute("USE snapshot")
         else:  # a snapshot from before tables.duckdb: views over its Parquet
-            for name in schema.TABLES:
-                path = str(snapshot.table_path(name)).replace("'", "''")
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+            parquet_tables(con, snapshot.path / TABLES_DIR)
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         snap_dir = str(snapshot.path).replace("'", "''").rstrip("/") + "/"

@@ -12,13 +12,14 @@ including the union rows of ancestor regions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from warehouse.anatomy import Anatomy, Region, anatomy
-from warehouse.boxes import Box, bounding_box, intersect, slices, union_box
+from warehouse.boxes import Box, bounding_box, box_shape, intersect, slices, union_box
 from warehouse.errors import GridMismatchError, IngestError, UnknownRegionError
 from warehouse.ome import Structure
 from warehouse.unions import Crop, pieces, split_unions
@@ -197,10 +198,6 @@ def label_map_layer(case_id: str, labels: Any, classes: Mapping[int, str],
 ReadLayer = Callable[[str, tuple[slice, ...]], np.ndarray]
 
 
-def _volume(box: Box) -> int:
-    return int(np.prod([h - lo for lo, h in zip(*box, strict=True)]))
-
-
 def _reads(structures: Iterable[Structure], box: Box) -> list[tuple[str, Box, list[Structure]]]:
     """(layer, box, structures) reads covering `structures` inside `box`: one per layer, or one
     per structure where a layer's structures lie apart (the ribs of `rib`): their boxes' sum is
@@ -213,7 +210,7 @@ def _reads(structures: Iterable[Structure], box: Box) -> list[tuple[str, Box, li
     for layer, group in by_layer.items():
         whole = intersect(union_box(s.bbox for s in group), box)
         own = [intersect(s.bbox, box) for s in group]
-        if len(group) > 1 and 2 * sum(_volume(b) for b in own) < _volume(whole):
+        if len(group) > 1 and 2 * sum(math.prod(box_shape(b)) for b in own) < math.prod(box_shape(whole)):
             out.extend((layer, b, [s]) for b, s in zip(own, group, strict=True))
         else:
             out.append((layer, whole, group))
@@ -222,7 +219,7 @@ def _reads(structures: Iterable[Structure], box: Box) -> list[tuple[str, Box, li
 
 def union_in_box(read: ReadLayer, structures: Iterable[Structure], box: Box) -> np.ndarray:
     """Union of `structures` inside `box`; reads only the parts of the layers the structures cover."""
-    size = tuple(h - lo for lo, h in zip(*box, strict=True))
+    size = box_shape(box)
     out: np.ndarray | None = None
     for layer, inter, group in _reads(structures, box):
         chunk = read(layer, slices(inter))

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -312,15 +313,24 @@ def write_database(snap_dir: Path) -> None:
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
-        for name in schema.TABLES:
-            path = str(snap_dir / TABLES_DIR / f"{name}.parquet").replace("'", "''")
-            order = "" if schema.cluster_key(name) == schema.sort_key(name) else \
-                " ORDER BY " + ", ".join(schema.cluster_key(name))
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{path}'){order}")
+        parquet_tables(con, snap_dir / TABLES_DIR, load=True)
         con.execute("CHECKPOINT")
     finally:
         con.close()
     os.replace(tmp, final)
+
+
+def parquet_tables(con: Any, tables_dir: Path, *, load: bool = False) -> None:
+    """Every table of `schema` on the DuckDB connection `con`, from the Parquet files in
+    `tables_dir`: views over them, or with `load`, tables loaded in `schema.cluster_key` order."""
+    for name in schema.TABLES:
+        path = str(tables_dir / f"{name}.parquet").replace("'", "''")
+        if not load:
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+            continue
+        order = "" if schema.cluster_key(name) == schema.sort_key(name) else \
+            " ORDER BY " + ", ".join(schema.cluster_key(name))  # Parquet is in sort_key order already
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{path}'){order}")
 
 
 def _write_duckdb_views(snap: Snapshot) -> None:
@@ -332,9 +342,7 @@ def _write_duckdb_views(snap: Snapshot) -> None:
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
-        for name in schema.TABLES:
-            path = str(snap.table_path(name)).replace("'", "''")
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+        parquet_tables(con, snap.path / TABLES_DIR)
         con.execute("CREATE TABLE snapshot_info AS SELECT ? AS snapshot_id, ? AS path",
                     [snap.snapshot_id, str(snap.path)])
     finally:

@@ -7,14 +7,15 @@ back into the layer values that make it up. Both are exact: every mask reads bac
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 
 import numpy as np
 
 from warehouse.anatomy import Anatomy, Region
-from warehouse.boxes import Box, bounding_box, inside, slices
+from warehouse.boxes import Box, bounding_box, box_shape, inside, slices
 from warehouse.ome import Structure
 
 __all__ = ["Crop", "pieces", "split_unions"]
@@ -42,8 +43,8 @@ class Crop(NamedTuple):
 
     def unpack(self) -> np.ndarray:
         """The boolean crop, in the memory order it was packed in."""
-        shape = tuple(b - a for a, b in zip(*self.box, strict=True))
-        return np.unpackbits(self.bits, count=int(np.prod(shape))).view(bool).reshape(shape, order=self.order)
+        shape = box_shape(self.box)
+        return np.unpackbits(self.bits, count=math.prod(shape)).view(bool).reshape(shape, order=self.order)
 
 
 def split_unions(crops: Mapping[str, Crop], regions: Mapping[str, Region],
@@ -58,20 +59,18 @@ def split_unions(crops: Mapping[str, Crop], regions: Mapping[str, Region],
     RadGenome-like case it gave more bytes, the rest's holes repeating the organs' edges.)
     """
     unpacked = lru_cache(maxsize=32)(lambda n: crops[n].unpack())
+    below = cache(lambda region: dag.descendants(region, include_self=False))  # a walk of the DAG each
     nonempty = sorted(n for n in crops if crops[n].box is not None)
     out = {}
     for p in nonempty:
         pbox = crops[p].box
-        below = dag.descendants(regions[p].name, include_self=False)
         contained = []
         for c in nonempty:
-            where = inside(crops[c].box, pbox) if regions[c].name in below else None
+            where = inside(crops[c].box, pbox) if regions[c].name in below(regions[p].name) else None
             if where is not None and not (unpacked(c) & ~unpacked(p)[where]).any():
                 contained.append(c)
         # the outermost: a part whose region lies under another part's is read through that one
-        parts = tuple(c for c in contained
-                      if not any(regions[c].name in dag.descendants(regions[d].name, include_self=False)
-                                 for d in contained))
+        parts = tuple(c for c in contained if not any(regions[c].name in below(regions[d].name) for d in contained))
         if not parts:
             continue
         rest = unpacked(p).copy(order="K")
