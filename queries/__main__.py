@@ -13,7 +13,7 @@ def markdown() -> str:
     """The library as a Markdown table: name, parameters, what it answers."""
     rows = ["| query | parameters | answers |", "|---|---|---|"]
     for q in list_queries():
-        params = ", ".join(f"`{p.signature()}`" for p in q.params) or "—"
+        params = ", ".join(f"`{p.signature()}`".replace("|", "\\|") for p in q.params) or "—"  # a cell
         rows.append(f"| `{q.name}` | {params} | {q.description} |")
     return "\n".join(rows)
 

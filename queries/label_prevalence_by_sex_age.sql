@@ -2,7 +2,7 @@
 -- description: Prevalence of the 18 CT-RATE abnormality labels by sex and age band: cases,
 --   positives and their share, in CT-RATE's label order.
 -- param band_years (int, default 10): Width of an age band in years (bands start at multiples of it).
--- param label (str, optional): Only this CT-RATE class (e.g. Lung nodule); every class when omitted.
+-- param label (ct_rate_label, optional): Only this CT-RATE class (e.g. Lung nodule); every class when omitted.
 -- returns: label, sex, age_band, cases, positives, prevalence
 WITH labelled AS (
     SELECT l.label, l.ordinal, l.value, c.sex,
@@ -10,7 +10,7 @@ WITH labelled AS (
     FROM case_labels AS l
     JOIN cases AS c ON c.case_id = l.case_id
     WHERE l.kind = 'ct_rate' AND c.age IS NOT NULL
-      AND ($label IS NULL OR LOWER(l.label) = LOWER($label))
+      AND ($label IS NULL OR l.label = $label)
 ), grouped AS (
     SELECT label, sex, age_band, MIN(ordinal) AS label_order, COUNT(*) AS cases,
            COUNT(CASE WHEN value = 1 THEN 1 END) AS positives

@@ -63,6 +63,21 @@ def _to_region(value: Any) -> str:
     return anatomy().resolve(_to_str(value)).name  # synonyms and paths give the canonical name
 
 
+def _to_ct_rate_label(value: Any) -> str:
+    """CT-RATE's spelling of one of its 18 classes, from any case; a typo is an error, not 0 rows."""
+    import difflib
+
+    from warehouse.schema import CT_RATE_LABELS
+
+    text = _to_str(value).strip()
+    by_lower = {c.lower(): c for c in CT_RATE_LABELS}
+    if text.lower() in by_lower:
+        return by_lower[text.lower()]
+    near = difflib.get_close_matches(text.lower(), by_lower, n=1, cutoff=0.6)
+    guess = f"did you mean {by_lower[near[0]]!r}? " if near else ""
+    raise ValueError(f"{text!r} is not a CT-RATE class; {guess}the classes: {', '.join(CT_RATE_LABELS)}")
+
+
 @dataclass(frozen=True)
 class ParamType:
     """How a parameter type converts a value and how it is shown."""
@@ -79,6 +94,7 @@ PARAM_TYPES: dict[str, ParamType] = {t.name: t for t in (
     ParamType("bool", _to_bool, "true or false"),
     ParamType("region", _to_region, "a region of the anatomy DAG (name, released path or synonym)"),
     ParamType("enum", _to_str, "one of the listed values"),
+    ParamType("ct_rate_label", _to_ct_rate_label, "one of CT-RATE's 18 classes, in any case (e.g. Lung nodule)"),
 )}
 
 

@@ -214,6 +214,8 @@ def test_parameters_are_converted_from_strings():
     ("sentences_mentioning", {"term": "x", "region": "lung' OR 1=1 --"}, "unknown anatomy region"),
     ("cases_region_volume", {"min_ml": "nan"}, "finite"),
     ("vqa_by_type_region", {"type": "disorders"}, "not one of"),
+    ("cohort_by_label", {"label": "lung nodle"}, "did you mean 'Lung nodule'"),
+    ("label_prevalence_by_sex_age", {"label": "nodule"}, "not a CT-RATE class"),
 ])
 def test_bad_parameters_are_refused(name, params, message):
     with pytest.raises(ParameterError, match=message):
@@ -224,6 +226,11 @@ def test_bad_parameters_are_refused(name, params, message):
                                             (False, False)])
 def test_bool_parameters(raw, value):
     assert Param("flag", "bool", "A flag.").convert(raw) is value
+
+
+def test_ct_rate_labels_take_ct_rates_spelling_from_any_case():
+    assert render("cohort_by_label", label="  pleural EFFUSION")[1]["label"] == "Pleural effusion"
+    assert render("label_prevalence_by_sex_age")[1]["label"] is None
 
 
 def test_bool_parameters_refuse_other_values():
@@ -427,6 +434,8 @@ def test_markdown_listing_names_every_query():
 
     table = markdown()
     assert all(f"| `{name}` |" in table for name in QUERIES)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert table in readme, "README's query table is stale: python -m queries list --markdown"
 
 
 def test_float_defaults_survive_binding():

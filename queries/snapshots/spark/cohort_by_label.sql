@@ -12,7 +12,7 @@ JOIN case_labels AS l
   ON l.case_id = c.case_id
 WHERE
   l.kind = 'ct_rate'
-  AND LOWER(l.label) = LOWER(:label)
+  AND l.label = :label
   AND l.value = 1
   AND c.age BETWEEN :min_age AND :max_age
   AND (

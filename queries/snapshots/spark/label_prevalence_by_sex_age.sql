@@ -15,7 +15,7 @@ WITH labelled AS (
     l.kind = 'ct_rate'
     AND NOT c.age IS NULL
     AND (
-      :label IS NULL OR LOWER(l.label) = LOWER(:label)
+      :label IS NULL OR l.label = :label
     )
 ), grouped AS (
   SELECT

@@ -15,7 +15,7 @@ WITH labelled AS (
     l.kind = 'ct_rate'
     AND NOT c.age IS NULL
     AND (
-      ? IS NULL OR LOWER(l.label) = LOWER(?)
+      ? IS NULL OR l.label = ?
     )
 ), grouped AS (
   SELECT
