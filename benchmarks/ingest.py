@@ -17,13 +17,19 @@ store keeps for the masks against the bytes released (goal >= 20x fewer). Cases:
   grid (``--full``: 480x480x240), as a tar.gz cut into parts and as an extracted folder;
 * ``../shared/data/ct/abdomen_small/masks`` (117 real TotalSegmentator masks), when present.
 
-    .venv/bin/python benchmarks/ingest.py [--full] [--repeat N]
+``--codecs`` also encodes the RadGenome-like case's stored label layers other ways (zstd
+levels, bit-shuffled blosc, one label map of overlap combinations, XOR with the previous
+slice, xz) and prints, for each, the bytes of its chunks, its CPU time to encode and
+decode, and whether it would fit the bytes goal: the evidence behind the codec choice.
+
+    .venv/bin/python benchmarks/ingest.py [--full] [--repeat N] [--codecs]
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import os
 import shutil
 import sys
@@ -42,7 +48,7 @@ from ingest.job import JobContext  # noqa: E402
 from ingest.sources.radgenome import RadGenomeSource  # noqa: E402
 from ingest.sources.radgenome_decode import LazyMask, gunzip  # noqa: E402
 from ingest.sources.release_fixture import split_file, write_tar_gz  # noqa: E402
-from warehouse.arrays import ArrayStore, case_key  # noqa: E402
+from warehouse.arrays import CHUNK, ArrayStore, case_key  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 CASE = "train_1_a_1.nii.gz"
@@ -126,7 +132,72 @@ def report(label: str, released: int, base: tuple, run: tuple, stored: int) -> N
           f"ratio {released / max(stored, 1):6.1f}x (goal >= 20x: {'met' if released >= 20 * stored else 'missed'})")
 
 
-def radgenome_like(tmp: Path, shape: tuple[int, int, int], repeat: int) -> None:
+def chunk_bytes(layers: list[np.ndarray], codec, transform=None) -> tuple[int, float, float]:
+    """Bytes of the non-empty chunks (the store's, 64^3) of `layers` encoded with `codec` (the store
+    keeps no empty chunk), and the CPU seconds to encode and to decode them."""
+    n, enc, dec, c = 0, 0.0, 0.0, CHUNK
+    for layer in layers:
+        for x, y, z in itertools.product(*(range(0, d, c) for d in layer.shape)):
+            chunk = layer[x:x + c, y:y + c, z:z + c]
+            if not chunk.any():
+                continue
+            raw = np.ascontiguousarray(transform(chunk) if transform else chunk).tobytes()
+            t = time.process_time()
+            data = codec.encode(raw)
+            enc += time.process_time() - t
+            t = time.process_time()
+            codec.decode(data)
+            dec += time.process_time() - t
+            n += len(data)
+    return n, enc, dec
+
+
+def _xor_previous_slice(chunk: np.ndarray) -> np.ndarray:
+    out = chunk.copy()
+    out[..., 1:] ^= chunk[..., :-1]
+    return out
+
+
+def _combinations(layers: list[np.ndarray]) -> list[np.ndarray]:
+    """One uint16 map: each voxel's combination of layer values as one number (plus its table)."""
+    key = np.zeros(layers[0].shape, np.uint64)
+    for i, layer in enumerate(layers):
+        key |= layer.astype(np.uint64) << np.uint64(8 * i)
+    _, inverse = np.unique(key.ravel(), return_inverse=True)
+    return [inverse.reshape(key.shape).astype(np.uint16)]
+
+
+def codec_sweep(arrays: Path, released: int) -> None:
+    """Encode the case's label layers other ways; print bytes, CPU and whether each fits the goal."""
+    import zarr
+    from numcodecs import LZMA, Blosc, Zstd
+
+    labels = zarr.open_group(str(arrays / case_key(CASE) / "labels"), mode="r")
+    layers = [labels[name]["0"][...] for name in sorted(labels.group_keys())]
+    stored = du(arrays / case_key(CASE) / "labels")
+    current = chunk_bytes(layers, Zstd(level=9))[0]
+    budget = released / 20 - (stored - current)  # what the chunks may take for 20x, the rest kept
+    print(f"\nlabel layers: {len(layers)}; stored {stored / 1e3:.0f} KB of which chunks {current / 1e3:.0f} KB, "
+          f"the rest (JSON, shard indexes) {(stored - current) / 1e3:.0f} KB; for 20x fewer than the "
+          f"release the chunks must fit in {budget / 1e3:.0f} KB")
+    bitshuffle = Blosc.BITSHUFFLE
+    candidates = [
+        ("zstd 9 (the store)", layers, Zstd(level=9), None),
+        ("zstd 12", layers, Zstd(level=12), None),
+        ("zstd 19", layers, Zstd(level=19), None),
+        ("blosc bitshuffle zstd 5", layers, Blosc("zstd", 5, bitshuffle), None),
+        ("blosc bitshuffle zstd 9", layers, Blosc("zstd", 9, bitshuffle), None),
+        ("xz (lzma preset 6)", layers, LZMA(preset=6), None),
+        ("XOR previous slice, zstd 9", layers, Zstd(level=9), _xor_previous_slice),
+        ("one map of combinations, zstd 9", _combinations(layers), Zstd(level=9), None),
+    ]
+    print(f"{'encoding':34} {'KB':>7} {'encode s':>9} {'decode s':>9}  fits 20x")
+    for label, arrs, codec, transform in candidates:
+        n, enc, dec = chunk_bytes(arrs, codec, transform)
+        print(f"{label:34} {n / 1e3:7.0f} {enc:9.2f} {dec:9.2f}  {'yes' if n <= budget else 'no'}", flush=True)
+
+
+def radgenome_like(tmp: Path, shape: tuple[int, int, int], repeat: int, codecs: bool = False) -> None:
     from masks import NAMES_FILE, full, generate
 
     names = [ln.strip() for ln in NAMES_FILE.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
@@ -150,6 +221,8 @@ def radgenome_like(tmp: Path, shape: tuple[int, int, int], repeat: int) -> None:
         t_base = best(base, repeat)
         t_run = best(lambda r=release: ingest(r, arrays), repeat)
         report(label, released, t_base, t_run, du(arrays / case_key(CASE) / "labels"))
+    if codecs:
+        codec_sweep(arrays, sum(p.stat().st_size for p in pieces))
 
 
 def abdomen_small(tmp: Path, repeat: int) -> None:
@@ -171,12 +244,14 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="480x480x240 grid instead of 240x240x120")
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs")
+    ap.add_argument("--codecs", action="store_true",
+                    help="also encode the stored label layers other ways (bytes, CPU, fits the goal)")
     args = ap.parse_args(argv)
     _timed_method(ArrayStore, "write_masks", "store")
     _timed_method(LazyMask, "read", "decode")
     tmp = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     try:
-        radgenome_like(tmp, (480, 480, 240) if args.full else (240, 240, 120), args.repeat)
+        radgenome_like(tmp, (480, 480, 240) if args.full else (240, 240, 120), args.repeat, args.codecs)
         abdomen_small(tmp, args.repeat)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
