@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import duckdb
+import polars as pl
+import pyarrow as pa
 import pytest
 from _tiny_source import TinySource
 
@@ -112,3 +114,15 @@ def test_cli_error_is_one_line(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.startswith("error:") and "not a warehouse" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_integer_sums_come_back_as_int64(wh):
+    df = wh.sql("SELECT SUM(value) AS positives, COUNT(*) AS n FROM case_labels")
+    assert df.schema == {"positives": pl.Int64, "n": pl.Int64}
+    assert wh._engine.arrow("SELECT SUM(value) AS positives FROM case_labels").schema.field(0).type == pa.int64()
+    huge = "SELECT CAST(170141183460469231731687303715884105727 AS HUGEINT) AS big, SUM(value) AS s FROM case_labels"
+    df = wh.sql(huge)  # a value beyond 64 bits keeps its exact decimal; the other column is narrowed
+    assert df.schema["big"] == pl.Decimal(38, 0) and df.schema["s"] == pl.Int64
+    exact = wh._engine.arrow(huge)
+    assert exact.schema.field(0).type == pa.decimal128(38, 0) and exact.schema.field(1).type == pa.int64()
+    assert exact.column(0)[0].as_py().to_integral_value() == 2**127 - 1

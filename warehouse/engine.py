@@ -3,6 +3,10 @@
 User SQL runs with external file access disabled (only the snapshot's own folder is
 readable, and the setting is locked), parameters bound by DuckDB (``$name``), never
 formatted into strings. Statements other than queries are refused before they run.
+
+Integer sums come back as 64-bit integers: DuckDB widens ``SUM`` of integers to 128 bits
+(HUGEINT), which Arrow and Polars can only hold as ``Decimal(38, 0)``; such a column is
+narrowed to Int64 when every value fits, and kept as it is otherwise.
 """
 
 from __future__ import annotations
@@ -67,6 +71,11 @@ def check_read_only(query: str) -> None:
                                     hint="query the warehouse's tables: " + ", ".join(schema.TABLES))
 
 
+def _hugeint_columns(rel: duckdb.DuckDBPyRelation) -> list[int]:
+    """Positions of the result's 128-bit integer columns (sums of integers)."""
+    return [i for i, t in enumerate(rel.types) if str(t) == "HUGEINT"]
+
+
 class Engine:
     """A read-only DuckDB connection to a snapshot's tables, locked down for user SQL."""
 
@@ -101,13 +110,29 @@ class Engine:
         """Run a read-only query with bound parameters; the result as a Polars DataFrame."""
         with self._lock:  # a DuckDB connection runs one statement at a time
             rel = self.relation(query, params)
-            return rel.pl() if rel is not None else pl.DataFrame()
+            if rel is None:
+                return pl.DataFrame()
+            wide, df = _hugeint_columns(rel), rel.pl()
+            for name in (df.columns[i] for i in wide):
+                try:
+                    df = df.with_columns(df[name].cast(pl.Int64, strict=True))
+                except pl.exceptions.InvalidOperationError:  # a value beyond 64 bits: keep the decimal
+                    pass
+            return df
 
     def arrow(self, query: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Like `sql`, as an Arrow table."""
         with self._lock:
             rel = self.relation(query, params)
-            return rel.to_arrow_table() if rel is not None else pa.table({})
+            if rel is None:
+                return pa.table({})
+            wide, table = _hugeint_columns(rel), rel.to_arrow_table()
+            for i in wide:
+                try:
+                    table = table.set_column(i, table.field(i).name, table.column(i).cast(pa.int64()))
+                except pa.ArrowInvalid:  # a value beyond 64 bits: keep the decimal
+                    pass
+            return table
 
     def close(self) -> None:
         self._con.close()
