@@ -132,8 +132,9 @@ def answer_floor(wq: dict[str, dict], repeats: int) -> tuple[dict[str, float], f
     con = duckdb.connect()
     out = {}
     for name, w in wq.items():
-        frame = w["frame"]  # noqa: F841 - DuckDB reads the local Polars frame by its name
+        con.register("frame", w["frame"])
         con.execute("CREATE OR REPLACE TABLE answer AS SELECT * FROM frame")
+        con.unregister("frame")
         out[name] = median_ms(lambda: con.sql("SELECT * FROM answer").pl(), repeats)[1]
     select_one = median_ms(lambda: con.sql("SELECT 1").pl(), repeats)[1]
     con.close()
