@@ -79,10 +79,17 @@ class _Handler(BaseHTTPRequestHandler):
                       "model": body["model"]}
             self._send(200, json.dumps(answer).encode())
         finally:
-            with self.server.lock:
+            self._leave()
+
+    def _leave(self) -> None:
+        with self.server.lock:
+            if not getattr(self, "_left", False):
+                self._left = True
                 self.server.in_flight -= 1
 
     def _send(self, code: int, data: bytes) -> None:
+        # Out of flight before the client can read the answer and send its next request.
+        self._leave()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
