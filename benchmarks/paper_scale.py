@@ -41,7 +41,7 @@ from _paper.tables import to_warehouse  # noqa: E402
 
 from queries import list_queries  # noqa: E402
 from warehouse import Warehouse  # noqa: E402
-from warehouse.anatomy import anatomy  # noqa: E402
+from warehouse.reference import reference_tables  # noqa: E402
 from warehouse.snapshot import SnapshotWriter  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -75,7 +75,7 @@ def build(release: Release, root: Path) -> tuple[Warehouse, float, int]:
         pieces[name] = [table.slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     for i, start in enumerate(starts):
         writer.save_part(f"chunk-{start:08d}", {name: parts[i] for name, parts in pieces.items()})
-    writer.publish(replaced_cases=cases.to_pylist(), source="paper-scale", tables=anatomy().tables())
+    writer.publish(replaced_cases=cases.to_pylist(), source="paper-scale", tables=reference_tables())
     seconds = time.perf_counter() - t
     return Warehouse.open(root), seconds, sum(t.num_rows for t in tables.values())
 

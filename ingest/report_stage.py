@@ -19,6 +19,7 @@ def report_rows(out: CaseOutput, source: str, case_id: str, findings: str | None
     and adds nothing else; returns whether it was structured.
     """
     from ingest.structure import structure_report
+    from ingest.structure.labels import disorder_rows
 
     res = structure_report(case_id, findings, impressions, backend=backend)
     if not res.ok:
@@ -27,9 +28,8 @@ def report_rows(out: CaseOutput, source: str, case_id: str, findings: str | None
     out.add("sentences", res.sentences)
     out.add("findings", res.findings)
     out.add("case_labels", res.labels)
-    disorders = list(dict.fromkeys(f["term"] for f in res.findings if f.get("status") == "present" and f.get("term")))
-    out.add("case_labels", [{"case_id": case_id, "kind": "disorder", "label": term, "value": 1, "ordinal": i,
-                             "source": res.extractor} for i, term in enumerate(disorders)])
-    out.add("vqa", generate_vqa(case_id, res.sentences, res.findings, disorders,
+    disorders = disorder_rows(case_id, res.findings, res.extractor)
+    out.add("case_labels", disorders)
+    out.add("vqa", generate_vqa(case_id, res.sentences, res.findings, [r["label"] for r in disorders],
                                 extractor=f"{res.extractor}+vqa-rules"))
     return True

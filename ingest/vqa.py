@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib.resources import files
 
+from ingest.structure.findings import terms_of
 from warehouse.anatomy import TOP_LEVEL, anatomy
 
 EXTRACTOR = "radgenome-rules-1"
@@ -96,6 +97,7 @@ def generate_vqa(case_id: str, sentences: Iterable[Mapping], findings: Iterable[
         rows.append({"vqa_id": _digest(key, ordinal)[:20], "case_id": case_id, "type": kind,
                      "question": _question(kind, key, **fields), "answer": answer, "region_id": region_id,
                      "anatomy_path": path, "term": term, "size_mm": size_mm, "ordinal": ordinal,
+                     "terms": terms_of(answer if kind in ("abnormality", "disorders") else term),
                      "extractor": extractor})
 
     case_terms = {f["term"] for f in present}

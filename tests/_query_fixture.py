@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from warehouse.anatomy import anatomy
+from warehouse.reference import reference_tables
 from warehouse.snapshot import Snapshot, SnapshotWriter
 
 T1, T1B, T2, V1, P7A, P7B = ("train_1_a_1.nii.gz", "train_1_a_2.nii.gz", "train_2_a_1.nii.gz",
@@ -127,4 +128,4 @@ def build(root: Path) -> Snapshot:
     writer = SnapshotWriter(root, "query-fixture")
     writer.save_part("fixture", rows())
     return writer.publish(replaced_cases=[c["case_id"] for c in CASES], source="fixture",
-                          tables=anatomy().tables())
+                          tables=reference_tables())

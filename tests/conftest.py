@@ -20,3 +20,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real sample data not found at {SHARED_DATA} (set RADGENOME_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def real_warehouse(shared_data, tmp_path_factory) -> Path:
+    """A warehouse built from ../shared/data the way the README tells a user
+    (`radgenome ingest radgenome --release ../shared/data --ct-rate ../shared/data`), once per run."""
+    from ingest.runner import build
+    from ingest.sources.radgenome import RadGenomeSource
+
+    root = tmp_path_factory.mktemp("real_warehouse") / "wh"
+    build(RadGenomeSource(shared_data, shared_data), root, runner="local", progress=False)
+    return root

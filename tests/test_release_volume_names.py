@@ -18,7 +18,8 @@ def test_parse(name, split, patient_id, scan, rec):
     vol = parse(name)
     assert (vol.split, vol.patient_id, vol.scan, vol.reconstruction) == (split, patient_id, scan, rec)
     assert vol.case_id == f"{patient_id}_{scan}_{rec}.nii.gz"
-    assert vol.as_row() == {"patient_id": patient_id, "scan": scan, "reconstruction": rec, "split": split}
+    assert vol.as_row() == {"patient_id": patient_id, "scan": scan, "scan_id": f"{patient_id}_{scan}",
+                            "reconstruction": rec, "split": split}
 
 
 @pytest.mark.parametrize("bad", ["test_1_a_1.nii.gz", "train_1_1.nii.gz", "train_x_a_1.nii.gz", "", "train_1_A_1"])

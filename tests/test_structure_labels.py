@@ -6,7 +6,7 @@ import pytest
 
 from ingest.structure import structure_report
 from ingest.structure.findings import vocabulary
-from ingest.structure.labels import CLASS_TERMS
+from warehouse.terms import CLASS_TERMS
 from warehouse.anatomy import anatomy
 from warehouse.schema import CT_RATE_LABELS
 
@@ -56,8 +56,23 @@ def test_negated_findings_give_no_labels():
     assert positives(text) == set()
 
 
-def test_hedged_findings_count():
-    assert positives("Findings may be compatible with atelectasis.") == {"Atelectasis"}
+def test_hedged_findings_are_no_evidence():
+    assert positives("Findings may be compatible with atelectasis.") == set()
+    assert positives("Atelectasis is observed in the right lung lower lobe.") == {"Atelectasis"}
+
+
+def test_each_positive_label_has_a_present_finding_of_its_class():
+    text = ("Calcific atherosclerotic changes were observed in the thoracic aorta and coronary artery walls. "
+            "Minimal effusion is observed in the bilateral pleural area. Possible atelectasis in the left lung. "
+            "No pericardial effusion.")
+    res = structure_report("v", text)
+    evidence = {f["ct_rate_label"] for f in res.findings if f["status"] == "present"}
+    assert {k for k, v in res.label_values().items() if v} == evidence - {None} == {
+        "Arterial wall calcification", "Coronary artery wall calcification", "Pleural effusion"}
+    ids = [f["finding_id"] for f in res.findings]
+    assert len(ids) == len(set(ids))
+    assert {f["ct_rate_label"] for f in res.findings if f["status"] != "present"} == {
+        "Atelectasis", "Pericardial effusion"}
 
 
 def test_lung_classes_need_a_chest_sentence():

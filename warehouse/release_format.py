@@ -16,6 +16,8 @@ from warehouse.schema import CT_RATE_LABELS
 NOT_GIVEN = "Not given."  # CT-RATE's empty report field; stored as null
 RELEASE_EXTRACTOR = "radgenome-release"
 REGION_FILES_EXTRACTOR = "radgenome-validation-regions"  # one file per top-level region (Reg2RG layout)
+CT_RATE_LABEL_SOURCE = "ct_rate_predicted"  # case_labels.source of CT-RATE's predicted-label files
+RELEASED_SOURCES = frozenset({RELEASE_EXTRACTOR, REGION_FILES_EXTRACTOR, CT_RATE_LABEL_SOURCE})
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,9 @@ CASES = table(
     "One row per CT volume.",
     col("case_id", STR, "Volume name as released, e.g. train_1_a_1.nii.gz (CT-RATE's VolumeName).", False),
     col("patient_id", STR, "Patient part of the volume name: train_1 (split and patient number)."),
-    col("scan", STR, "Scan letter within the patient: a, b, ..."),
+    col("scan", STR, "Scan letter within the patient: a, b, ... (only unique with the patient: see scan_id)."),
+    col("scan_id", STR, "The scan (study) across patients: patient and scan letter, e.g. train_1_a; "
+                        "count(DISTINCT scan_id) counts scans, count(*) counts volumes (reconstructions)."),
     col("reconstruction", I16, "Reconstruction number within the scan: 1, 2, ..."),
     col("split", STR, "train or validation."),
     col("age", I16, "Patient age in years (CT-RATE PatientAge 036Y -> 36)."),
@@ -94,6 +96,8 @@ FINDINGS = table(
     col("size_mm", F64, "Largest dimension in mm where a size is given."),
     col("size_text", STR, "The size as written, e.g. 12x8 mm."),
     col("laterality", STR, "left, right, bilateral or null."),
+    col("ct_rate_label", STR, "The CT-RATE class (one of the 18, exact spelling) this mention is evidence for; "
+                              "null where none. A mention that is evidence for two classes has a row for each."),
     col("extractor", STR, "What produced the row."),
     key=("case_id", "finding_id"),
     cluster=("status", "term", "case_id", "finding_id"),  # present findings of a term lie together
@@ -121,6 +125,9 @@ VQA = table(
     col("region_id", I32, "Region the pair is about; its mask is one call away."),
     col("anatomy_path", STR, "RadGenome '/' path of that region ('' for disorders)."),
     col("term", STR, "The abnormality or finding text the question names (released spelling)."),
+    col("terms", LIST_STR, "The row's released phrases (the answer list of abnormality and disorders rows, "
+                           "else `term`) in the findings vocabulary (finding_terms.term), in order, once each: "
+                           "'nonspecific nodules' -> [pulmonary nodule]; [] for 'no findings' or no vocabulary term."),
     col("size_mm", F64, "For size questions: the answer in mm (largest value of a range)."),
     col("ordinal", I32, "Order within the case and type (the released row order)."),
     col("extractor", STR, "What produced the row."),
@@ -172,6 +179,19 @@ ANATOMY_CLOSURE = table(
     key=("ancestor_id", "descendant_id"),
 )
 
+FINDING_TERMS = table(
+    "One row per term of the findings vocabulary (warehouse/finding_terms.toml): what findings.term "
+    "and vqa.finding_term hold.",
+    col("term", STR, "The normalised term, lower case.", False),
+    col("synonyms", LIST_STR, "Phrases in report text that the term stands for (plurals fold when matching)."),
+    col("region", STR, "The region of the anatomy DAG a mention lies in when its sentence names none."),
+    col("region_id", I32, "That region's id."),
+    col("top_level", STR, "The top-level region of that region."),
+    col("ct_rate_labels", LIST_STR, "CT-RATE classes a present mention of the term can be evidence for "
+                                    "(some only in the right place: a nodule of the thyroid is no Lung nodule)."),
+    key=("term",),
+)
+
 INGEST_ERRORS = table(
     "One row per rejected input; a build never stops for one bad case.",
     col("source", STR, "Source being ingested.", False),
@@ -193,8 +213,12 @@ TABLES: dict[str, pa.Schema] = {
     "region_stats": REGION_STATS,
     "anatomy": ANATOMY,
     "anatomy_closure": ANATOMY_CLOSURE,
+    "finding_terms": FINDING_TERMS,
     "ingest_errors": INGEST_ERRORS,
 }
+
+# Tables of the project's own data files, the same in every snapshot (no case_id): exports write them whole.
+REFERENCE_TABLES: tuple[str, ...] = ("anatomy", "anatomy_closure", "finding_terms")
 
 # CT-RATE's 18 abnormality classes, in the order of its label files.
 CT_RATE_LABELS: tuple[str, ...] = (

@@ -68,6 +68,7 @@ def to_warehouse(rel: Release) -> dict[str, pa.Table]:
     out: dict[str, pa.Table] = {}
     out["cases"] = schema.to_table("cases", pa.table({
         "case_id": c["Volumename"], "patient_id": c["patient"], "scan": c["scan"],
+        "scan_id": c["patient"] + "_" + c["scan"],
         "reconstruction": c["reconstruction"].astype(np.int16), "split": c["split"],
         "age": pa.Array.from_pandas(c["age"]).cast(pa.int16()),
         "sex": c["sex"], "manufacturer": c["manufacturer"], "spacing_z": pd.to_numeric(c["ZSpacing"], "coerce"),

@@ -33,10 +33,10 @@ from ingest.images import CTImage, check_hu, to_hu_int16, to_lps
 from ingest.sources.release_csv import ErrorSink, read_csv
 from ingest.sources.volume_names import try_parse
 from warehouse.errors import IngestError
-from warehouse.release_format import CT_RATE_FILES, NOT_GIVEN
+from warehouse.release_format import CT_RATE_FILES, CT_RATE_LABEL_SOURCE, NOT_GIVEN
 from warehouse.schema import CT_RATE_LABELS
 
-LABEL_SOURCE = "ct_rate_predicted"
+LABEL_SOURCE = CT_RATE_LABEL_SOURCE
 FILE_PATTERNS = {"reports": "*_reports.csv", "metadata": "*_metadata.csv", "labels": "*_predicted_labels.csv"}
 
 

@@ -48,6 +48,7 @@ def case_row(case: SyntheticCase) -> dict:
     spacing = np.linalg.norm(case.affine[:3, :3], axis=0)
     return {
         "case_id": case.case_id, "patient_id": case.name.patient_id, "scan": case.name.scan,
+        "scan_id": case.name.scan_id,
         "reconstruction": case.name.reconstruction, "split": case.name.split,
         "age": int(case.metadata["PatientAge"][:3]), "sex": case.metadata["PatientSex"],
         "manufacturer": case.metadata["Manufacturer"],

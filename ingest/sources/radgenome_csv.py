@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ingest.sources.release_csv import ErrorSink, read_csv, row_id
 from ingest.sources.volume_names import split_of_file, try_parse
+from ingest.structure.findings import terms_of
 from warehouse.anatomy import anatomy
 from warehouse.errors import UnknownRegionError
 from warehouse.release_format import REGION_FILES_EXTRACTOR, RELEASE_EXTRACTOR, ReleasedFile
@@ -143,6 +144,7 @@ def _vqa_rows(out: dict[str, list[dict]], vqa_type: str, values: dict[str, str],
     out.setdefault("vqa", []).append({
         "vqa_id": row_id(key, ordinal), "case_id": case_id, "type": vqa_type, "question": question,
         "answer": answer, "region_id": region_id, "anatomy_path": path, "term": term,
+        "terms": terms_of(answer if vqa_type in ("abnormality", "disorders") else term),
         "size_mm": size_mm(answer) if vqa_type == "size" else None, "ordinal": ordinal,
         "extractor": RELEASE_EXTRACTOR})
     if vqa_type == "disorders":

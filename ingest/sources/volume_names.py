@@ -47,6 +47,11 @@ class VolumeName:
         return f"{self.prefix}_{self.patient}"
 
     @property
+    def scan_id(self) -> str:
+        """The scan across patients (``train_1_a``): the letter alone repeats in every patient."""
+        return f"{self.patient_id}_{self.scan}"
+
+    @property
     def stem(self) -> str:
         return f"{self.patient_id}_{self.scan}_{self.reconstruction}"
 
@@ -69,8 +74,8 @@ class VolumeName:
 
     def as_row(self) -> dict:
         """The `cases` columns a volume name decides."""
-        return {"patient_id": self.patient_id, "scan": self.scan, "reconstruction": self.reconstruction,
-                "split": self.split}
+        return {"patient_id": self.patient_id, "scan": self.scan, "scan_id": self.scan_id,
+                "reconstruction": self.reconstruction, "split": self.split}
 
 
 def parse(name: str) -> VolumeName:

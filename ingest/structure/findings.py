@@ -1,6 +1,6 @@
 """Finding mentions in a sentence: normalised term, status, size and laterality.
 
-Terms come from `vocab/terms.toml` (seeded from RadGenome-ChestCT's answer phrases),
+Terms come from `warehouse/finding_terms.toml` (seeded from RadGenome-ChestCT's answer phrases),
 status from `status`, sizes from `sizes`. A size belongs to the nearest mention in its
 clause; laterality ("right", "left", "both", "bilateral", Turkish "sağ"/"sol") is read
 from the words after the mention up to the next one ("nodule in the left lung"), else
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from ingest.structure.sentences import clauses, paren_groups
@@ -19,8 +19,9 @@ from ingest.structure.sizes import Size, parse_sizes
 from ingest.structure.status import ABSENT, find_cues, status_of
 from ingest.structure.text import Match, PhraseMatcher, Token, tokenize
 from warehouse.anatomy import anatomy
+from warehouse.terms import VOCAB_PATH, lookup_term
 
-VOCAB = Path(__file__).with_name("vocab") / "terms.toml"
+VOCAB = VOCAB_PATH
 
 _SIDES = {"right": "right", "left": "left", "sağ": "right", "sag": "right", "sol": "left",
           "bilateral": "bilateral", "bilaterally": "bilateral", "both": "bilateral", "bilat": "bilateral"}
@@ -212,6 +213,26 @@ def find_mentions(sentence: str, tokens: list[Token] | None = None, top_levels: 
     return out
 
 
+@lru_cache(maxsize=65_536)
+def term_of(phrase: str | None) -> str | None:
+    """The vocabulary term of a short phrase such as a released VQA answer ("nonspecific nodules",
+    "Bilateral pleural effusion" -> its term): the term it names exactly, else its first mention's,
+    else None."""
+    if not phrase or not phrase.strip():
+        return None
+    exact = lookup_term(phrase)
+    if exact is not None:
+        return exact
+    found = find_mentions(phrase.strip())
+    return found[0].term if found else None
+
+
+def terms_of(text: str | None) -> list[str]:
+    """A comma list of phrases (a released VQA answer) in the vocabulary: its terms in order, once
+    each; phrases with no term ('no findings', 'motion artifacts') are left out."""
+    return list(dict.fromkeys(t for t in map(term_of, (text or "").split(",")) if t))
+
+
 _NORMAL = re.compile(r"\b(?:normal|natural|unremarkable|preserved|open|patent|clear|symmetrical|symmetric|"
                      r"no|not|without)\b", re.IGNORECASE)
 
@@ -224,4 +245,4 @@ def is_abnormal(mentions: list[Mention], sentence: str = "") -> bool | None:
     return False if _NORMAL.search(sentence) else None
 
 
-__all__ = ["Mention", "Term", "find_mentions", "is_abnormal", "laterality", "load_terms", "vocabulary"]
+__all__ = ["Mention", "Term", "find_mentions", "is_abnormal", "laterality", "load_terms", "term_of", "terms_of", "vocabulary"]

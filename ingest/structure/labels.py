@@ -1,7 +1,8 @@
 """CT-RATE's 18 abnormality classes per case, from the finding mentions of its report.
 
-A class is positive when one of its terms is mentioned as present or uncertain (a
-radiologist's hedge still flags the finding, as CT-RATE's manual labels do), subject to
+A class is positive when one of its terms is mentioned as present (a hedged mention,
+"possible atelectasis", does not flag it: each positive label then has a present finding as its
+evidence; counting hedges too scored 0.0045 higher on the dev reports), subject to
 the class's conditions: lung classes need a sentence about the chest (not a thyroid or
 liver nodule), calcified plaques count as coronary or arterial by the vessels the
 sentence names, and any reported mediastinal, hilar or axillary lymph node counts as
@@ -17,30 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ingest.structure.findings import Mention
-from ingest.structure.status import ABSENT
+from ingest.structure.status import PRESENT
 from warehouse.schema import CT_RATE_LABELS
+from warehouse.terms import CLASS_TERMS
 
-# class -> the terms that flag it (terms of vocab/terms.toml)
-CLASS_TERMS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
-    "Medical material": ["medical device", "sternotomy"],
-    "Arterial wall calcification": ["atherosclerosis", "calcification"],
-    "Cardiomegaly": ["cardiomegaly"],
-    "Pericardial effusion": ["pericardial effusion"],
-    "Coronary artery wall calcification": ["coronary calcification", "atherosclerosis", "calcification"],
-    "Hiatal hernia": ["hiatal hernia"],
-    "Lymphadenopathy": ["lymphadenopathy", "lymph node"],
-    "Emphysema": ["emphysema", "bulla"],
-    "Atelectasis": ["atelectasis"],
-    "Lung nodule": ["pulmonary nodule", "calcified nodule", "ground-glass nodule"],
-    "Lung opacity": ["ground-glass opacity", "opacity", "crazy paving"],
-    "Pulmonary fibrotic sequela": ["fibrosis", "sequela", "fibroatelectasis", "honeycombing"],
-    "Pleural effusion": ["pleural effusion"],
-    "Mosaic attenuation pattern": ["mosaic attenuation"],
-    "Peribronchial thickening": ["peribronchial thickening"],
-    "Consolidation": ["consolidation"],
-    "Bronchiectasis": ["bronchiectasis"],
-    "Interlobular septal thickening": ["interlobular septal thickening"],
-}.items()}
 
 _CORONARY = re.compile(r"\b(?:(?:left|right)\s+)?(?:anterior\s+descending\s+)?(?:coronary|lad|circumflex|rca|lcx)"
                        r"(?:\s+(?:arter(?:y|ies)|artery walls?|vascular structures|vessels?|system))?\b", re.IGNORECASE)
@@ -85,15 +66,20 @@ def _class_holds(label: str, lm: LabelledMention) -> bool:
     return True
 
 
+def mention_classes(lm: LabelledMention) -> tuple[str, ...]:
+    """The CT-RATE classes a mention is evidence for, whatever its status (a negated pleural
+    effusion still names the Pleural effusion class): its term's classes whose conditions hold."""
+    return tuple(label for label, terms in CLASS_TERMS.items() if lm.mention.term in terms and _class_holds(label, lm))
+
+
 def ct_rate_labels(mentions: Iterable[LabelledMention]) -> dict[str, int]:
-    """The 18 classes (CT-RATE's order) as 0/1 from a case's mentions."""
+    """The 18 classes (CT-RATE's order) as 0/1 from a case's mentions: a class is positive when a
+    mention reported as present is evidence for it. So every positive label has a finding row with
+    that `ct_rate_label` and status present (a hedged mention, status uncertain, does not flag it)."""
     out = dict.fromkeys(CT_RATE_LABELS, 0)
     for lm in mentions:
-        m = lm.mention
-        if m.status == ABSENT:
-            continue
-        for label, terms in CLASS_TERMS.items():
-            if not out[label] and m.term in terms and _class_holds(label, lm):
+        if lm.mention.status == PRESENT:
+            for label in mention_classes(lm):
                 out[label] = 1
     return out
 
@@ -102,3 +88,10 @@ def label_rows(case_id: str, values: dict[str, int], source: str) -> list[dict]:
     """CASE_LABELS rows for the 18 classes."""
     return [{"case_id": case_id, "kind": "ct_rate", "label": label, "value": int(values[label]),
              "ordinal": k, "source": source} for k, label in enumerate(CT_RATE_LABELS)]
+
+
+def disorder_rows(case_id: str, findings: list[dict], source: str) -> list[dict]:
+    """Case disorders (CASE_LABELS rows, kind disorder): the present findings' terms in report order."""
+    terms = dict.fromkeys(f["term"] for f in findings if f.get("status") == "present" and f.get("term"))
+    return [{"case_id": case_id, "kind": "disorder", "label": t, "value": 1, "ordinal": i, "source": source}
+            for i, t in enumerate(terms)]

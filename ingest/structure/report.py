@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ingest.structure.findings import Mention
 from ingest.structure.grounding import Grounding
-from ingest.structure.labels import LabelledMention, ct_rate_labels, label_rows
+from ingest.structure.labels import LabelledMention, ct_rate_labels, label_rows, mention_classes
 from ingest.structure.lexicon import GROUNDED, top_levels_of
 from warehouse.anatomy import anatomy
 
@@ -112,7 +112,7 @@ def _any(flags: list[bool | None]) -> bool | None:
     return any(known) if known else None
 
 
-def _finding_region(m: Mention, g: Grounding) -> str:
+def finding_region(m: Mention, g: Grounding) -> str:
     """Where a finding lies: the sentence's named region in the term's paragraph (or the term's own
     region where that is more specific); the term's region when the sentence names none there."""
     dag = anatomy()
@@ -139,22 +139,32 @@ def _row_for(region: str, p: ParsedSentence, by_path: dict[str, dict]) -> dict:
     return by_path[""]
 
 
+def finding_rows(case_id: str, n: int, p: ParsedSentence, m: Mention, region: str, sentence_id: str,
+                 extractor: str) -> list[dict]:
+    """The findings rows of one mention: one, with the CT-RATE class it is evidence for (null where
+    none); a mention that is evidence for two classes (calcified plaques of the aorta and the
+    coronaries) gets a row for each, the second with its own id."""
+    dag = anatomy()
+    base = {"case_id": case_id, "sentence_id": sentence_id, "region_id": dag.get(region).region_id,
+            "anatomy_path": dag.path(region), "term": m.term, "raw_text": m.raw_text, "status": m.status,
+            "size_mm": m.size_mm, "size_text": m.size_text, "laterality": m.laterality, "extractor": extractor}
+    classes = mention_classes(LabelledMention(m, p.text, p.grounding.top_levels)) or (None,)
+    key = (case_id, n, p.section, m.start, m.term)
+    return [{**base, "ct_rate_label": label, "finding_id": stable_id(*key, *([label] if k else []))}
+            for k, label in enumerate(classes)]
+
+
 def assemble(case_id: str, parsed: list[ParsedSentence], extractor: str,
              labels: dict[str, int] | None = None) -> StructuredReport:
     """Rows of every table for one case, from its parsed sentences (labels from the mentions unless given)."""
-    dag = anatomy()
     rows = _sentence_rows(case_id, parsed, extractor)
     by_path = {r["anatomy_path"]: r for r in rows}
     findings = []
     for n, p in enumerate(parsed):
         for m in p.mentions:
-            region = _finding_region(m, p.grounding)
+            region = finding_region(m, p.grounding)
             row = _row_for(region, p, by_path) if p.section == FINDINGS else by_path[""]
-            findings.append({
-                "finding_id": stable_id(case_id, n, p.section, m.start, m.term), "sentence_id": row["sentence_id"],
-                "case_id": case_id, "region_id": dag.get(region).region_id, "anatomy_path": dag.path(region),
-                "term": m.term, "raw_text": m.raw_text, "status": m.status, "size_mm": m.size_mm,
-                "size_text": m.size_text, "laterality": m.laterality, "extractor": extractor})
+            findings.extend(finding_rows(case_id, n, p, m, region, row["sentence_id"], extractor))
     if labels is None:
         labels = ct_rate_labels(LabelledMention(m, p.text, p.grounding.top_levels)
                                 for p in parsed for m in p.mentions)

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from warehouse.api import Warehouse
     from warehouse.exports.nifti import ArrayFile
 
-REFERENCE_TABLES = ("anatomy", "anatomy_closure")  # written whole: they give region ids their meaning
 NOT_GIVEN = "Not given."
 REPORT_COLUMNS = (("VolumeName", "case_id"), ("ClinicalInformation_EN", "clinical_information"),
                   ("Technique_EN", "technique"), ("Findings_EN", "findings"), ("Impressions_EN", "impressions"))
@@ -79,7 +78,7 @@ def write_tables(wh: Warehouse, folder: Path, case_ids: list[str]) -> dict[str, 
     counts = {}
     for name, table_schema in schema.TABLES.items():
         t = pq.read_table(wh.path / TABLES_DIR / f"{name}.parquet", schema=table_schema)
-        if name not in REFERENCE_TABLES:
+        if name not in schema.REFERENCE_TABLES:  # written whole: they give ids and terms their meaning
             t = t.filter(pc.is_in(t["case_id"], value_set=wanted))
         pq.write_table(t, folder / f"{name}.parquet", compression="zstd")
         _frame_for_csv(t).write_csv(folder / f"{name}.csv")
@@ -114,7 +113,7 @@ def write_release_csvs(tables: Path, out: Path, snapshot_id: str) -> dict[str, i
         snap.mkdir(parents=True)
         (snap / TABLES_DIR).symlink_to(tables.resolve(), target_is_directory=True)
         (snap / "manifest.json").write_text(json.dumps({"snapshot_id": snapshot_id}))
-        return export_release(tmp, out)
+        return export_release(tmp, out, released_only=False)
 
 
 def region_texts(wh: Warehouse, case_ids: Sequence[str], region: str | None) -> dict[str, str]:

@@ -34,6 +34,7 @@ from warehouse.release_format import (
     RADGENOME_FILES,
     REGION_FILE,
     REGION_FILES_EXTRACTOR,
+    RELEASED_SOURCES,
 )
 from warehouse.schema import CT_RATE_LABELS
 from warehouse.snapshot import Snapshot, open_snapshot
@@ -70,9 +71,12 @@ def _by_split_and_order(rows: list[dict], splits: dict[str, str], *order: str) -
 
 
 def export_release(root: Path | str, out_dir: Path | str, snapshot: str | None = None,
-                   cases: Iterable[str] | None = None) -> dict[str, int]:
+                   cases: Iterable[str] | None = None, *, released_only: bool = True) -> dict[str, int]:
     """Write the snapshot's rows (of `cases` only, if given) as the released CSVs under `out_dir`.
 
+    `released_only` (the default) writes the rows the releases gave, so an imported release comes
+    back as it was; False adds the rows the build derived (structured reports, their findings'
+    labels and disorders, generated VQA), as a cohort of new CTs needs.
     Returns {path relative to `out_dir`: data rows}; files with no rows are not written.
     """
     snap, out = open_snapshot(root, snapshot), Path(out_dir)
@@ -81,13 +85,17 @@ def export_release(root: Path | str, out_dir: Path | str, snapshot: str | None =
     splits = {c["case_id"]: c["split"] for c in cases if c["split"]}
     written: dict[str, int] = {}
 
+    def keep(rows: list[dict], column: str) -> list[dict]:
+        return [r for r in rows if r[column] in RELEASED_SOURCES] if released_only else rows
+
     def emit(rel: str, header: list[str], rows: Iterable[list]) -> None:
         rows = list(rows)
         if rows:
             written[rel] = _write(out / rel, header, rows)
 
     # RadGenome: sentences (region reports and validation region files)
-    sentences = _read(snap, "sentences", ["case_id", "anatomy_path", "text", "ordinal", "extractor"], only)
+    sentences = keep(_read(snap, "sentences", ["case_id", "anatomy_path", "text", "ordinal", "extractor"], only),
+                     "extractor")
     regions = [s for s in sentences if s["extractor"] == REGION_FILES_EXTRACTOR]
     report = [s for s in sentences if s["extractor"] != REGION_FILES_EXTRACTOR]
     spec = RADGENOME_FILES["region_report"]
@@ -102,11 +110,13 @@ def export_release(root: Path | str, out_dir: Path | str, snapshot: str | None =
                                                                     for r in rows))
 
     # RadGenome: VQA files and case disorders
-    vqa = _read(snap, "vqa", ["case_id", "type", "anatomy_path", "term", "answer", "ordinal"], only)
+    vqa = keep(_read(snap, "vqa", ["case_id", "type", "anatomy_path", "term", "answer", "ordinal", "extractor"],
+                     only), "extractor")
     by_type: dict[str, list[dict]] = defaultdict(list)
     for r in vqa:
         by_type[r["type"]].append(r)
-    labels = _read(snap, "case_labels", ["case_id", "kind", "label", "value", "ordinal"], only)
+    labels = keep(_read(snap, "case_labels", ["case_id", "kind", "label", "value", "ordinal", "source"], only),
+                  "source")
     have = {r["case_id"] for r in by_type["disorders"]}
     rejoined: dict[str, list[str]] = defaultdict(list)
     for r in sorted((r for r in labels if r["kind"] == "disorder" and r["case_id"] not in have),
