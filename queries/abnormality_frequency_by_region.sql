@@ -3,6 +3,7 @@
 --   anywhere under the region (a region under two top-level regions, like the aorta, counts in both).
 -- param top (int, default 10): Findings kept per region.
 -- returns: region, term, cases, term_rank
+-- needs: findings
 WITH per_region AS (
     SELECT a.name AS region, f.term, COUNT(DISTINCT f.case_id) AS cases
     FROM findings AS f

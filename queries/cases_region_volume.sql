@@ -5,6 +5,7 @@
 -- param min_ml (float, default 0): Smallest volume kept, ml.
 -- param max_ml (float, optional): Largest volume kept, ml; no upper bound when omitted.
 -- returns: case_id, patient_id, split, mask_source, volume_ml, voxels
+-- needs: region_stats
 -- example: min_ml=700
 SELECT rs.case_id, c.patient_id, c.split, rs.mask_source, rs.volume_ml, rs.voxels
 FROM region_stats AS rs

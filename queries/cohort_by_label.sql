@@ -7,6 +7,7 @@
 -- param max_age (int, default 150): Oldest age kept, years.
 -- param split (enum train|validation, optional): Only this split; every split when omitted.
 -- returns: case_id, patient_id, split, sex, age
+-- needs: case_labels
 -- example: label="Lung nodule"
 SELECT c.case_id, c.patient_id, c.split, c.sex, c.age
 FROM cases AS c

@@ -22,3 +22,9 @@ class UnknownQueryError(QueryLibraryError, KeyError):
 
 class ParameterError(QueryLibraryError, ValueError):
     """A parameter that is missing, unknown, or of the wrong type."""
+
+
+class QueryNotApplicableError(QueryLibraryError):
+    """A named query whose tables are empty in this snapshot: it says so instead of returning no rows."""
+
+    exit_code = 1

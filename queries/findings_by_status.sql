@@ -3,6 +3,7 @@
 --   region of the anatomy DAG: how many mentions, in how many cases.
 -- param region (region, default lung): Region of the anatomy DAG; findings of every region under it count.
 -- returns: region, status, mentions, cases
+-- needs: findings
 SELECT r.name AS region, f.status, COUNT(*) AS mentions, COUNT(DISTINCT f.case_id) AS cases
 FROM findings AS f
 JOIN anatomy_closure AS c ON c.descendant_id = f.region_id

@@ -7,7 +7,11 @@
     -- param term (str): Word or phrase, matched literally and case-insensitively.
     -- param split (enum train|validation, optional): Only this split; every split when omitted.
     -- returns: case_id, region, anatomy_path, ordinal, text, is_abnormal
+    -- needs: sentences
     -- example: term=nodule
+
+`needs` names the tables the query reads data from: where one is empty in a snapshot, the query
+says what the warehouse lacks (`QueryNotApplicableError`) instead of returning no rows.
 
 The header ends at the first line that is not a ``--`` comment (a blank line, or the SQL).
 """
@@ -20,7 +24,7 @@ from typing import Any
 from queries.errors import ParameterError, QueryHeaderError
 from queries.params import PARAM_TYPES, Param
 
-HEADER_KEYS = ("name", "description", "param", "returns", "example")
+HEADER_KEYS = ("name", "description", "param", "returns", "needs", "example")
 _KEY_RE = re.compile(r"^--\s*(\w+)\s*:\s*(.*)$")
 _PARAM_RE = re.compile(r"^--\s*param\s+(\w+)\s*\(([^)]*)\)\s*:\s*(.+)$")
 _CONT_RE = re.compile(r"^--\s{2,}(\S.*)$")

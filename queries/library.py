@@ -17,11 +17,25 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from queries.errors import ParameterError, QueryHeaderError, UnknownQueryError
+from queries.errors import ParameterError, QueryHeaderError, QueryNotApplicableError, UnknownQueryError
 from queries.header import parse_example, parse_header
 from queries.params import Param
+from warehouse.schema import TABLES
 
 QUERY_DIR = Path(__file__).parent
+
+# What an empty table means to a user, and how a warehouse gets its rows.
+NEEDS_WHAT = {"region_stats": "region masks", "findings": "findings", "sentences": "grounded sentences",
+              "case_labels": "case labels", "vqa": "question-answer pairs", "reports": "reports"}
+NEEDS_HINT = {
+    "region_stats": "ingest masks: a release's mask archives (ingest radgenome --release), or new CTs with "
+                    "--segmenter (ingest folder)",
+    "findings": "ingest reports: a release's region reports, CT-RATE reports (--ct-rate) or new reports "
+                "(ingest folder --reports)",
+    "sentences": "ingest reports: a release's region reports, CT-RATE reports (--ct-rate) or new reports",
+    "case_labels": "ingest CT-RATE labels (--ct-rate), RadGenome case disorders, or reports to derive them from",
+    "vqa": "ingest RadGenome's VQA files, or reports to generate pairs from",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class NamedQuery:
     path: Path
     returns: tuple[str, ...] = ()
     example: Mapping[str, str] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -49,6 +64,14 @@ class NamedQuery:
             self.param(key)
         return {p.name: p.convert(values[p.name]) if p.name in values else
                 (p.convert(None) if p.required else p.default) for p in self.params}
+
+    def check_applicable(self, row_counts: Mapping[str, int]) -> None:
+        """Raise `QueryNotApplicableError` where a table the query needs is empty in the snapshot."""
+        empty = [t for t in self.needs if not row_counts.get(t)]
+        if empty:
+            lacks = "; ".join(f"no {NEEDS_WHAT.get(t, t)} ({t} is empty)" for t in empty)
+            raise QueryNotApplicableError(f"query {self.name!r} cannot apply to this warehouse: {lacks}",
+                                          hint=NEEDS_HINT.get(empty[0]))
 
     def example_params(self) -> dict[str, Any]:
         """The header's example values, converted (used by docs, tests and the benchmark)."""
@@ -66,9 +89,13 @@ def load_query(path: Path) -> NamedQuery:
     if not body:
         raise QueryHeaderError(f"{path.name}: no SQL below the header")
     returns = tuple(c.strip() for c in header.get("returns", "").split(",") if c.strip())
+    needs = tuple(c.strip() for c in header.get("needs", "").split(",") if c.strip())
+    unknown = sorted(set(needs) - set(TABLES))
+    if unknown:
+        raise QueryHeaderError(f"{path.name}: 'needs' names tables that do not exist: {unknown}")
     q = NamedQuery(name=header["name"], description=header["description"], params=header["param"],
                    sql=body, path=path, returns=returns,
-                   example=parse_example(header.get("example", ""), path.name))
+                   example=parse_example(header.get("example", ""), path.name), needs=needs)
     tree = check_library_sql(body, path.name)
     used = sorted({p.name for p in tree.find_all(exp.Placeholder)})
     declared = sorted(p.name for p in q.params)

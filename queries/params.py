@@ -78,6 +78,13 @@ def _to_ct_rate_label(value: Any) -> str:
     raise ValueError(f"{text!r} is not a CT-RATE class; {guess}the classes: {', '.join(CT_RATE_LABELS)}")
 
 
+def _to_term(value: Any) -> str:
+    """A findings-vocabulary term from the term, a synonym or a plural ("nodules" -> pulmonary nodule)."""
+    from warehouse.terms import resolve_term
+
+    return resolve_term(_to_str(value))
+
+
 @dataclass(frozen=True)
 class ParamType:
     """How a parameter type converts a value and how it is shown."""
@@ -95,6 +102,8 @@ PARAM_TYPES: dict[str, ParamType] = {t.name: t for t in (
     ParamType("region", _to_region, "a region of the anatomy DAG (name, released path or synonym)"),
     ParamType("enum", _to_str, "one of the listed values"),
     ParamType("ct_rate_label", _to_ct_rate_label, "one of CT-RATE's 18 classes, in any case (e.g. Lung nodule)"),
+    ParamType("term", _to_term, "a finding term of finding_terms: the term, a synonym or a plural "
+                                "(e.g. nodules -> pulmonary nodule)"),
 )}
 
 
@@ -117,7 +126,7 @@ class Param:
             return None
         try:
             out = PARAM_TYPES[self.type].convert(value)
-        except WarehouseError as e:  # an unknown region: keep its hint
+        except WarehouseError as e:  # an unknown region or term: keep its hint
             raise ParameterError(f"parameter {self.name!r}: {e.message}", hint=e.hint) from None
         except ValueError as e:
             raise ParameterError(f"parameter {self.name!r}: {e}") from None

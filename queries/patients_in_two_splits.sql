@@ -2,6 +2,7 @@
 -- description: Patients whose cases fall in more than one split: leakage between training and
 --   validation (RadGenome and CT-RATE split by patient, so a clean release returns no rows).
 -- returns: patient_id, splits, first_split, last_split, cases
+-- needs: cases
 WITH per_split AS (
     SELECT patient_id, split, COUNT(*) AS cases
     FROM cases

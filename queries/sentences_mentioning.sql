@@ -6,6 +6,7 @@
 --   case-insensitive regular expression, \Q...\E: RE2 scans 2.4x as fast as STRPOS(LOWER(text))).
 -- param limit (int, default 1000): At most this many rows.
 -- returns: case_id, region, anatomy_path, ordinal, text, is_abnormal
+-- needs: sentences
 -- example: term=nodule
 SELECT s.case_id, r.name AS region, s.anatomy_path, s.ordinal, s.text, s.is_abnormal
 FROM sentences AS s

@@ -5,6 +5,7 @@
 -- param region (region, default lung): Region of the anatomy DAG; pairs about every region under it count.
 -- param limit (int, default 1000): At most this many rows.
 -- returns: case_id, type, anatomy_path, question, answer, term
+-- needs: vqa
 SELECT v.case_id, v.type, v.anatomy_path, v.question, v.answer, v.term
 FROM vqa AS v
 JOIN anatomy_closure AS c ON c.descendant_id = v.region_id

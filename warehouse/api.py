@@ -71,11 +71,14 @@ class Warehouse:
         return self._engine.arrow(query, params)
 
     def query(self, name: str, **params: Any) -> pl.DataFrame:
-        """Run a named query of the library (`queries/*.sql`) with typed parameters."""
-        from queries import render
+        """Run a named query of the library (`queries/*.sql`) with typed parameters; a query whose
+        tables are empty in this snapshot raises `QueryNotApplicableError` saying what is missing."""
+        from queries import get_query
 
-        sql, bound = render(name, **params)
-        return self._engine.sql(sql, bound)
+        q = get_query(name)
+        bound = q.bind(**params)
+        q.check_applicable(self.manifest.get("row_counts", {}))
+        return self._engine.sql(q.sql, bound)
 
     # -- arrays ----------------------------------------------------------------------------------
     @cached_property

@@ -92,6 +92,7 @@ FINDINGS = table(
     col("anatomy_path", STR, "RadGenome '/' path of that region."),
     col("term", STR, "Normalised finding term (one vocabulary, lower case), e.g. pulmonary nodule."),
     col("raw_text", STR, "The words the term was read from."),
+    col("sentence", STR, "The sentence the mention was read from (its `sentences` row may be a whole paragraph)."),
     col("status", STR, "present, absent or uncertain."),
     col("size_mm", F64, "Largest dimension in mm where a size is given."),
     col("size_text", STR, "The size as written, e.g. 12x8 mm."),

@@ -152,16 +152,27 @@ def read_label_truth(path: Path | str) -> list[tuple[str, str, dict[str, int]]]:
                 for row in reader]
 
 
+LABEL_PATHS = ("labels", "findings")
+
+
 def eval_labels(truth_file: Path | str, backend: StructuringBackend | None = None,
-                part: str | None = None) -> Scores:
-    """Per-class F1 of the 18 CT-RATE labels and their macro mean."""
+                part: str | None = None, via: str = "labels") -> Scores:
+    """Per-class F1 of the 18 CT-RATE labels and their macro mean. `via="findings"` scores the
+    findings instead of the labeller: a case is positive for a class when it has a present finding
+    whose `ct_rate_label` is that class (the evidence `label_evidence` shows)."""
+    if via not in LABEL_PATHS:
+        raise WarehouseError(f"unknown label path {via!r}", hint=f"one of: {', '.join(LABEL_PATHS)}")
     rows = [r for r in read_label_truth(truth_file) if in_part(r[0], part)]
     results = (backend or RulesBackend()).structure(ReportInput(k, text) for k, text, _ in rows)
     scores = Scores({c: Counts() for c in CT_RATE_LABELS}, cases=len(rows))
     for (key, _, truth), res in zip(rows, results, strict=True):
         if res.error:
             scores.errors.append((key, res.error))
-        pred = res.label_values()
+        if via == "findings":
+            evidence = {f["ct_rate_label"] for f in res.findings if f["status"] == "present"}
+            pred = {c: int(c in evidence) for c in CT_RATE_LABELS}
+        else:
+            pred = res.label_values()
         for c in CT_RATE_LABELS:
             p, t = pred.get(c, 0), truth[c]
             scores.per_key[c].add(Counts(int(p and t), int(p and not t), int(t and not p)))

@@ -146,17 +146,18 @@ def finding_rows(case_id: str, n: int, p: ParsedSentence, m: Mention, region: st
     coronaries) gets a row for each, the second with its own id."""
     dag = anatomy()
     base = {"case_id": case_id, "sentence_id": sentence_id, "region_id": dag.get(region).region_id,
-            "anatomy_path": dag.path(region), "term": m.term, "raw_text": m.raw_text, "status": m.status,
-            "size_mm": m.size_mm, "size_text": m.size_text, "laterality": m.laterality, "extractor": extractor}
+            "anatomy_path": dag.path(region), "term": m.term, "raw_text": m.raw_text, "sentence": p.text,
+            "status": m.status, "size_mm": m.size_mm, "size_text": m.size_text, "laterality": m.laterality,
+            "extractor": extractor}
     classes = mention_classes(LabelledMention(m, p.text, p.grounding.top_levels)) or (None,)
     key = (case_id, n, p.section, m.start, m.term)
     return [{**base, "ct_rate_label": label, "finding_id": stable_id(*key, *([label] if k else []))}
             for k, label in enumerate(classes)]
 
 
-def assemble(case_id: str, parsed: list[ParsedSentence], extractor: str,
-             labels: dict[str, int] | None = None) -> StructuredReport:
-    """Rows of every table for one case, from its parsed sentences (labels from the mentions unless given)."""
+def assemble(case_id: str, parsed: list[ParsedSentence], extractor: str) -> StructuredReport:
+    """Rows of every table for one case, from its parsed sentences; the labels come from the mentions,
+    so each positive label has a present finding with its `ct_rate_label` (for every backend)."""
     rows = _sentence_rows(case_id, parsed, extractor)
     by_path = {r["anatomy_path"]: r for r in rows}
     findings = []
@@ -165,7 +166,5 @@ def assemble(case_id: str, parsed: list[ParsedSentence], extractor: str,
             region = finding_region(m, p.grounding)
             row = _row_for(region, p, by_path) if p.section == FINDINGS else by_path[""]
             findings.extend(finding_rows(case_id, n, p, m, region, row["sentence_id"], extractor))
-    if labels is None:
-        labels = ct_rate_labels(LabelledMention(m, p.text, p.grounding.top_levels)
-                                for p in parsed for m in p.mentions)
+    labels = ct_rate_labels(LabelledMention(m, p.text, p.grounding.top_levels) for p in parsed for m in p.mentions)
     return StructuredReport(case_id, extractor, parsed, rows, findings, label_rows(case_id, labels, extractor))
