@@ -51,15 +51,15 @@ SENTENCES = [
     (P7A, "lung", "No nodule.", False),
 ]
 
-# (case, region, term, status, size_mm)
+# (case, region, term of finding_terms, status, size_mm)
 FINDINGS = [
-    (T1, LLL, "nodule", "present", 6.0), (T1, "lung", "nodule", "present", 6.0),
-    (T1, "lung", "pleural effusion", "absent", None), (T1, "aorta", "calcific atheroma plaques", "present", None),
-    (T2, RUL, "nodule", "present", 12.0), (T2, "pleura", "pleural effusion", "present", None),
-    (T2, RUL, "ground glass opacity", "present", None),
-    (V1, LLL, "nodule", "present", 4.0), (V1, "heart", "pericardial effusion", "present", None),
+    (T1, LLL, "pulmonary nodule", "present", 6.0), (T1, "lung", "pulmonary nodule", "present", 6.0),
+    (T1, "lung", "pleural effusion", "absent", None), (T1, "aorta", "atherosclerosis", "present", None),
+    (T2, RUL, "pulmonary nodule", "present", 12.0), (T2, "pleura", "pleural effusion", "present", None),
+    (T2, RUL, "ground-glass opacity", "present", None),
+    (V1, LLL, "pulmonary nodule", "present", 4.0), (V1, "heart", "pericardial effusion", "present", None),
     (V1, "pleura", "pleural effusion", "uncertain", None),
-    (P7A, "lung", "nodule", "absent", None),
+    (P7A, "lung", "pulmonary nodule", "absent", None),
     (P7B, "pleura", "pleural effusion", "present", 30.0), (P7B, "heart", "pericardial effusion", "present", None),
 ]
 

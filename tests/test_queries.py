@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 
 import _query_fixture as fx
+import pandas as pd
+import polars as pl
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -94,7 +96,8 @@ def test_term_is_literal_data_not_sql_or_pattern(wh):
     for pattern in (".*", "nod.le", "(", "\\E.*", "\\Q.*\\E"):  # regular-expression syntax is text too
         assert wh.query(q, region="lung", term=pattern).height == 0, pattern
     assert wh.query(q, region="aorta", term="' OR 1=1 --").height == 1  # found as text, nothing more
-    assert wh.query("cases_with_without", with_term="x' OR '1'='1", without_term="y").height == 0
+    with pytest.raises(ParameterError, match="unknown finding term"):  # a term is checked, then bound
+        wh.query("cases_with_without", with_term="x' OR '1'='1", without_term="pleural effusion")
     sql, params = render(q, region="lung", term="'; DROP VIEW cases; --")
     assert "DROP" not in sql and params["term"] == "'; DROP VIEW cases; --"
 
@@ -114,8 +117,8 @@ def test_cases_with_and_without(wh):
 
 def test_abnormality_frequency_by_region(wh):
     df = wh.query("abnormality_frequency_by_region", top=1)
-    assert rows(df) == [("abdomen", "calcific atheroma plaques", 1, 1), ("heart", "pericardial effusion", 2, 1),
-                        ("lung", "nodule", 3, 1), ("mediastinum", "calcific atheroma plaques", 1, 1),
+    assert rows(df) == [("abdomen", "atherosclerosis", 1, 1), ("heart", "pericardial effusion", 2, 1),
+                        ("lung", "pulmonary nodule", 3, 1), ("mediastinum", "atherosclerosis", 1, 1),
                         ("pleura", "pleural effusion", 2, 1)]
 
 
@@ -129,15 +132,106 @@ def test_normal_and_abnormal_sentences_per_region_and_split(wh):
 
 
 def test_commonest_abnormalities_and_disorders(wh):
+    # findings data: T1, T2, V1, P7A (sentences) and P7B (findings only); T1B has none
     df = wh.query("top_abnormalities")
     assert rows(df.select("term", "cases")) == [("nodule", 3), ("pericardial effusion", 2), ("pleural effusion", 2),
                                                 ("calcific atheroma plaques", 1), ("ground glass opacity", 1)]
-    assert df["share"][0] == pytest.approx(0.5)
+    assert set(df["cases_with_data"]) == {5} and df["share"][0] == pytest.approx(3 / 5)
     val = wh.query("top_abnormalities", split="validation", top=2)
-    assert rows(val) == [("pericardial effusion", 2, 1.0), ("nodule", 1, 0.5)]
+    assert rows(val) == [("pericardial effusion", 2, 2, 1.0), ("nodule", 1, 2, 0.5)]
+    train = wh.query("top_abnormalities", split="train", top=1)
+    assert rows(train) == [("nodule", 2, 3, pytest.approx(2 / 3))]  # T1, T2 of T1, T2, P7A
+    # disorder data: T1 (a disorders pair and labels), T2, V1, and P7A ('no findings', no disorder)
     dis = wh.query("top_disorders")
-    assert rows(dis.select("disorder", "cases"))[0] == ("pulmonary nodule", 2)
+    assert rows(dis)[0] == ("pulmonary nodule", 2, 4, 0.5)
     assert "no findings" not in dis["disorder"].to_list()
+    assert rows(wh.query("top_disorders", split="validation")) == [("pericardial effusion", 1, 1, 1.0)]
+    assert rows(wh.query("top_disorders", split="train", top=1)) == [("pulmonary nodule", 2, 3, pytest.approx(2 / 3))]
+
+
+@pytest.fixture(scope="module")
+def wh_variant(tmp_path_factory):
+    """The hand-made warehouse without findings and without disorders (no label rows, no disorders pairs)."""
+    from warehouse.anatomy import anatomy
+    from warehouse.snapshot import SnapshotWriter
+
+    tables = fx.rows()
+    tables["findings"] = []
+    tables["case_labels"] = [r for r in tables["case_labels"] if r["kind"] != "disorder"]
+    tables["vqa"] = [r for r in tables["vqa"] if r["type"] != "disorders"]
+    root = tmp_path_factory.mktemp("qwh_variant")
+    writer = SnapshotWriter(root, "query-fixture-variant")
+    writer.save_part("fixture", tables)
+    writer.publish(replaced_cases=[c["case_id"] for c in fx.CASES], source="fixture", tables=anatomy().tables())
+    with Warehouse.open(root) as w:
+        yield w
+
+
+def test_shares_without_the_data_are_empty_not_errors(wh_variant):
+    for name in ("top_abnormalities", "top_disorders"):
+        for split in (None, "train", "validation"):
+            df = wh_variant.query(name, split=split)
+            assert df.height == 0 and df.columns == list(get_query(name).returns)
+
+
+def test_label_prevalence_is_over_the_cases_with_labels(wh):
+    # T1, T1B, T2, V1, P7A have CT-RATE labels; P7B has none and is in no denominator
+    df = wh.query("label_prevalence_by_sex_age", label="Lung nodule", band_years=200)
+    assert rows(df.select("sex", "cases", "positives")) == [("F", 2, 2), ("M", 3, 2)]
+
+
+def test_unknown_sentences_are_counted_not_dropped(wh):
+    df = wh.query("sentences_normal_abnormal")
+    assert all(r["sentences"] == r["normal"] + r["abnormal"] + r["unknown"] for r in df.iter_rows(named=True))
+    assert df["unknown"].sum() == 2  # V1's aorta sentence: under abdomen and mediastinum
+
+
+# -- shares on the warehouse built from the real released files (../shared/data) -------------------
+def _released_disorders(shared_data: Path) -> tuple[pd.DataFrame, int]:
+    """RadGenome's train_case_disorders.csv read with pandas: (case, disorder) pairs and the number of cases."""
+    di = pd.read_csv(shared_data / "radgenome" / "train_case_disorders.csv", keep_default_na=False)
+    pairs = di.assign(disorder=di["Disorders"].str.split(",")).explode("disorder")
+    pairs["disorder"] = pairs["disorder"].str.strip()
+    pairs = pairs[(pairs["disorder"] != "") & (pairs["disorder"].str.lower() != "no findings")]
+    return pairs[["Volumename", "disorder"]].drop_duplicates(), di["Volumename"].nunique()
+
+
+@pytest.fixture(scope="module")
+def real_wh(real_warehouse):
+    with Warehouse.open(real_warehouse) as w:
+        yield w
+
+
+def test_real_disorder_shares_are_over_the_released_cases(real_wh, shared_data):
+    pairs, n = _released_disorders(shared_data)
+    expected = (pairs.groupby("disorder")["Volumename"].nunique().rename("cases").reset_index()
+                .sort_values(["cases", "disorder"], ascending=[False, True]).head(20))
+    got = real_wh.query("top_disorders", split="train")
+    assert rows(got.select("disorder", "cases")) == list(expected.itertuples(index=False, name=None))
+    assert set(got["cases_with_data"]) == {n} == {2000}
+    assert got["share"].to_list() == pytest.approx((expected["cases"] / n).to_list())
+    nodules = got.row(by_predicate=pl.col("disorder") == "pulmonary nodules", named=True)
+    assert nodules["share"] == pytest.approx(pairs["disorder"].eq("pulmonary nodules").sum() / n)
+    assert 0.11 < nodules["share"] < 0.13  # 244 of 2,000, not of the 5,039 cases the warehouse holds
+    every = real_wh.query("top_disorders", top=5)  # CT-RATE-only volumes have no disorder data
+    total = real_wh.sql("SELECT COUNT(*) FROM cases").item()
+    assert 2000 <= every["cases_with_data"][0] < total
+
+
+def test_real_abnormality_and_sentence_denominators(real_wh, shared_data):
+    files = sorted((shared_data / "radgenome_validation_regions").glob("*.csv"))
+    regions = {f.stem: pd.read_csv(f, keep_default_na=False) for f in files}
+    volumes = set().union(*(set(r["Volumename"]) for r in regions.values()))
+    got = real_wh.query("top_abnormalities", split="validation", top=1000)
+    if got.height:  # findings read from the region reports: over the cases with a region report
+        assert set(got["cases_with_data"]) == {len(volumes)}
+        assert got["share"].to_list() == pytest.approx((got["cases"] / len(volumes)).to_list())
+        assert got["cases"].max() <= len(volumes)
+    by_region = real_wh.query("sentences_normal_abnormal").filter(pl.col("split") == "validation")
+    assert dict(by_region.select("region", "sentences").iter_rows()) == {k: len(v) for k, v in regions.items()}
+    assert (by_region["normal"] + by_region["abnormal"] + by_region["unknown"] == by_region["sentences"]).all()
+    unknown = real_wh.sql("SELECT COUNT(*) FROM sentences WHERE region_id IS NOT NULL AND is_abnormal IS NULL").item()
+    assert by_region["unknown"].sum() >= unknown  # a sentence counts under each top-level region it lies under
 
 
 def test_vqa_of_a_type_under_a_region(wh):
@@ -166,8 +260,8 @@ def test_cases_by_region_volume(wh):
 def test_cooccurrence(wh):
     df = wh.query("finding_cooccurrence", term="pleural effusion")
     assert rows(df.select("term", "cases_both", "cases_term")) == [
-        ("ground glass opacity", 1, 1), ("nodule", 1, 3), ("pericardial effusion", 1, 2)]
-    assert df["lift"].to_list() == pytest.approx([3.0, 1.0, 1.5])
+        ("ground-glass opacity", 1, 1), ("pericardial effusion", 1, 2), ("pulmonary nodule", 1, 3)]
+    assert df["lift"].to_list() == pytest.approx([3.0, 1.5, 1.0])
     assert wh.query("finding_cooccurrence", term="pleural effusion", min_cases=2).height == 0
 
 
@@ -440,4 +534,4 @@ def test_markdown_listing_names_every_query():
 
 def test_float_defaults_survive_binding():
     q = get_query("finding_size_distribution")
-    assert math.isclose(q.bind(term="x")["bin_mm"], 5.0)
+    assert math.isclose(q.bind(term="nodule")["bin_mm"], 5.0)

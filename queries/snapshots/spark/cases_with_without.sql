@@ -12,18 +12,14 @@ WHERE
       1
     FROM findings AS f
     WHERE
-      f.case_id = c.case_id
-      AND f.status = 'present'
-      AND f.term = LOWER(:with_term)
+      f.case_id = c.case_id AND f.status = 'present' AND f.term = :with_term
   )
   AND NOT EXISTS(
     SELECT
       1
     FROM findings AS f
     WHERE
-      f.case_id = c.case_id
-      AND f.status = 'present'
-      AND f.term = LOWER(:without_term)
+      f.case_id = c.case_id AND f.status = 'present' AND f.term = :without_term
   )
 ORDER BY
   c.case_id NULLS LAST

@@ -13,7 +13,7 @@ WITH present AS (
     case_id
   FROM present
   WHERE
-    term = LOWER(:term)
+    term = :term
 ), together AS (
   SELECT
     p.term,
@@ -22,7 +22,7 @@ WITH present AS (
   JOIN anchor AS x
     ON x.case_id = p.case_id
   WHERE
-    p.term <> LOWER(:term)
+    p.term <> :term
   GROUP BY
     p.term
   HAVING

@@ -7,9 +7,7 @@ WITH sized AS (
     FLOOR(f.size_mm / :bin_mm) * :bin_mm AS bin_start_mm
   FROM findings AS f
   WHERE
-    f.term = LOWER(:term)
-    AND f.status = 'present'
-    AND NOT f.size_mm IS NULL
+    f.term = :term AND f.status = 'present' AND NOT f.size_mm IS NULL
 )
 SELECT
   bin_start_mm,

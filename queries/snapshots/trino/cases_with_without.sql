@@ -12,18 +12,14 @@ WHERE
       1
     FROM findings AS f
     WHERE
-      f.case_id = c.case_id
-      AND f.status = 'present'
-      AND f.term = LOWER(?)
+      f.case_id = c.case_id AND f.status = 'present' AND f.term = ?
   )
   AND NOT EXISTS(
     SELECT
       1
     FROM findings AS f
     WHERE
-      f.case_id = c.case_id
-      AND f.status = 'present'
-      AND f.term = LOWER(?)
+      f.case_id = c.case_id AND f.status = 'present' AND f.term = ?
   )
 ORDER BY
   c.case_id

@@ -7,9 +7,7 @@ WITH sized AS (
     FLOOR(CAST(f.size_mm AS DOUBLE) / ?) * ? AS bin_start_mm
   FROM findings AS f
   WHERE
-    f.term = LOWER(?)
-    AND f.status = 'present'
-    AND NOT f.size_mm IS NULL
+    f.term = ? AND f.status = 'present' AND NOT f.size_mm IS NULL
 )
 SELECT
   bin_start_mm,

@@ -7,6 +7,20 @@ WITH scope AS (
   FROM cases
   WHERE
     ? IS NULL OR split = ?
+), with_data AS (
+  SELECT
+    case_id
+  FROM sentences
+  UNION
+  SELECT
+    case_id
+  FROM findings
+), denominator AS (
+  SELECT
+    COUNT(*) AS cases_with_data
+  FROM with_data AS d
+  JOIN scope AS s
+    ON s.case_id = d.case_id
 ), hits AS (
   SELECT
     f.term,
@@ -20,15 +34,13 @@ WITH scope AS (
     f.term
 )
 SELECT
-  term,
-  cases,
-  CAST(cases AS DOUBLE) / (
-    SELECT
-      COUNT(*)
-    FROM scope
-  ) AS share
-FROM hits
+  h.term,
+  h.cases,
+  d.cases_with_data,
+  CAST(h.cases AS DOUBLE) / d.cases_with_data AS share
+FROM hits AS h
+CROSS JOIN denominator AS d
 ORDER BY
-  cases DESC,
-  term
+  h.cases DESC,
+  h.term
 LIMIT ?

@@ -7,6 +7,24 @@ WITH scope AS (
   FROM cases
   WHERE
     ? IS NULL OR split = ?
+), with_data AS (
+  SELECT
+    case_id
+  FROM vqa
+  WHERE
+    type = 'disorders'
+  UNION
+  SELECT
+    case_id
+  FROM case_labels
+  WHERE
+    kind = 'disorder'
+), denominator AS (
+  SELECT
+    COUNT(*) AS cases_with_data
+  FROM with_data AS d
+  JOIN scope AS s
+    ON s.case_id = d.case_id
 ), hits AS (
   SELECT
     l.label AS disorder,
@@ -20,15 +38,13 @@ WITH scope AS (
     l.label
 )
 SELECT
-  disorder,
-  cases,
-  CAST(cases AS DOUBLE) / (
-    SELECT
-      COUNT(*)
-    FROM scope
-  ) AS share
-FROM hits
+  h.disorder,
+  h.cases,
+  d.cases_with_data,
+  CAST(h.cases AS DOUBLE) / d.cases_with_data AS share
+FROM hits AS h
+CROSS JOIN denominator AS d
 ORDER BY
-  cases DESC,
-  disorder
+  h.cases DESC,
+  h.disorder
 LIMIT ?
