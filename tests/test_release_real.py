@@ -126,7 +126,7 @@ def test_the_documented_questions_run_on_the_imported_release(real):
     with Warehouse.open(root / "wh") as wh:
         big = wh.sql(queries["effusion_at_least"], {"split": "train", "min_mm": "20"})
         assert big.height > 0 and big["size_mm"].min() >= 20
-        assert all("pleural effusion" in t for t in big["term"])
+        assert all("effusion" in t for t in big["term"]) and big.height == 64  # 13 of them written 'effusion'
         assert wh.sql(queries["effusion_at_least"], {"split": "train", "min_mm": "200"}).height == 0
         top = wh.sql(queries["commonest_under"], {"region": "lung"})
         assert top.height == 10 and top["cases"].to_list() == sorted(top["cases"].to_list(), reverse=True)
@@ -134,4 +134,4 @@ def test_the_documented_questions_run_on_the_imported_release(real):
         lobes = wh.sql(queries["nodules_by_lobe"])
         dag = anatomy()
         assert lobes.height > 0 and all("lung" in dag.ancestors(n) and n.endswith("lobe") for n in lobes["lobe"])
-        assert all("nodul" in q for q in lobes["example"])
+        assert all("nodul" in q.lower() for q in lobes["example"])

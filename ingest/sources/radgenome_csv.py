@@ -144,7 +144,7 @@ def _vqa_rows(out: dict[str, list[dict]], vqa_type: str, values: dict[str, str],
     out.setdefault("vqa", []).append({
         "vqa_id": row_id(key, ordinal), "case_id": case_id, "type": vqa_type, "question": question,
         "answer": answer, "region_id": region_id, "anatomy_path": path, "term": term,
-        "terms": terms_of(answer if vqa_type in ("abnormality", "disorders") else term),
+        "terms": terms_of(answer if vqa_type in ("abnormality", "disorders") else term, path.split("/")[0] or None),
         "size_mm": size_mm(answer) if vqa_type == "size" else None, "ordinal": ordinal,
         "extractor": RELEASE_EXTRACTOR})
     if vqa_type == "disorders":

@@ -214,23 +214,23 @@ def find_mentions(sentence: str, tokens: list[Token] | None = None, top_levels: 
 
 
 @lru_cache(maxsize=65_536)
-def term_of(phrase: str | None) -> str | None:
+def term_of(phrase: str | None, top_level: str | None = None) -> str | None:
     """The vocabulary term of a short phrase such as a released VQA answer ("nonspecific nodules",
-    "Bilateral pleural effusion" -> its term): the term it names exactly, else its first mention's,
-    else None."""
+    "Bilateral pleural effusion" -> its term): the term it names exactly, else its first mention's
+    read in `top_level`'s paragraph ("effusion" about the heart is pericardial), else None."""
     if not phrase or not phrase.strip():
         return None
     exact = lookup_term(phrase)
     if exact is not None:
         return exact
-    found = find_mentions(phrase.strip())
+    found = find_mentions(phrase.strip(), top_levels=(top_level,) if top_level else ())
     return found[0].term if found else None
 
 
-def terms_of(text: str | None) -> list[str]:
+def terms_of(text: str | None, top_level: str | None = None) -> list[str]:
     """A comma list of phrases (a released VQA answer) in the vocabulary: its terms in order, once
     each; phrases with no term ('no findings', 'motion artifacts') are left out."""
-    return list(dict.fromkeys(t for t in map(term_of, (text or "").split(",")) if t))
+    return list(dict.fromkeys(t for t in (term_of(p, top_level) for p in (text or "").split(",")) if t))
 
 
 _NORMAL = re.compile(r"\b(?:normal|natural|unremarkable|preserved|open|patent|clear|symmetrical|symmetric|"
