@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sized
@@ -16,13 +17,54 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.ipc as ipc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ingest.job import CaseJob, JobContext, Source, run_job
-from warehouse.anatomy import anatomy
+from warehouse.errors import WarehouseError
+from warehouse.reference import reference_tables
 from warehouse.snapshot import SnapshotWriter, describe_inputs
 
 RUNNERS = ("local", "pool", "ray")
+
+
+ERRORS_SHOWN = 5  # ingest errors a failed build names
+
+
+class BuildFailedError(WarehouseError):
+    """A build that published nothing: its inputs yield no cases, or every case failed.
+
+    `errors` holds the first few `ingest_errors` rows (there is no snapshot to query them in).
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, errors: list[dict] | None = None, error_count: int = 0,
+                 **context: str | None) -> None:
+        super().__init__(message, **context)
+        self.errors = list(errors or [])
+        self.error_count = error_count
+
+    @property
+    def details(self) -> list[str]:
+        """One line per error shown, then how many more there were."""
+        lines = [f"  {_error_line(e)}" for e in self.errors[:ERRORS_SHOWN]]
+        if self.error_count > len(lines):
+            lines.append(f"  ... and {self.error_count - len(lines)} more")
+        return lines
+
+
+class BuildInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a kill) during a build: the finished cases are saved and a re-run resumes."""
+
+    exit_code = 130
+
+    def __init__(self, saved: int, staging: Path) -> None:
+        super().__init__(saved, staging)
+        self.saved, self.staging = saved, staging
+
+    def __str__(self) -> str:
+        return f"interrupted; run the same command again to resume ({self.saved} cases saved in {self.staging})"
 
 
 @dataclass
@@ -40,12 +82,28 @@ class BuildSummary:
     row_counts: dict[str, int] = field(default_factory=dict)
     errors_by_stage: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def errors(self) -> int:
+        """`ingest_errors` rows of this build's source."""
+        return sum(self.errors_by_stage.values())
+
     def __str__(self) -> str:
-        errs = ", ".join(f"{k}: {v}" for k, v in sorted(self.errors_by_stage.items())) or "none"
+        errs = ", ".join(f"{k}: {v}" for k, v in sorted(self.errors_by_stage.items()))
         rows = ", ".join(f"{k} {v:,}" for k, v in self.row_counts.items() if v)
         return (f"snapshot {self.snapshot_id} in {self.root} ({self.source}): {self.cases} cases, "
                 f"{self.built} built, {self.skipped} resumed, {self.failed} failed in {self.seconds:.1f}s\n"
-                f"  rows: {rows}\n  ingest errors by stage: {errs}")
+                f"  rows: {rows}\n  ingest_errors: {self.errors:,}" + (f" ({errs})" if errs else ""))
+
+
+@dataclass
+class _Tally:
+    """Counts of one build run, kept as results are saved."""
+
+    cases: int = 0  # cases met (bulk case rows and jobs)
+    skipped: int = 0  # saved by an earlier run
+    saved: int = 0  # saved by this run
+    failed: int = 0  # jobs whose output is only ingest_errors
+    usable: int = 0  # cases or bulk parts with rows beyond ingest_errors
 
 
 def _progress(enabled: bool) -> Progress:
@@ -62,14 +120,17 @@ def _execute(jobs: Iterable[CaseJob], ctx: JobContext, runner: str, workers: int
         # forkserver: workers never inherit the parent's threads (DuckDB, zarr) half-locked.
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver")) as pool:
             pending = set()
-            queue = iter(jobs)
-            for job in queue:  # keep at most 2 x workers in flight: memory stays bounded
-                pending.add(pool.submit(run_job, job, ctx))
-                if len(pending) >= 2 * workers:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    yield from (f.result() for f in done)
-            for f in pending:
-                yield f.result()
+            try:
+                for job in jobs:  # keep at most 2 x workers in flight: memory stays bounded
+                    pending.add(pool.submit(run_job, job, ctx))
+                    if len(pending) >= 2 * workers:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        yield from (f.result() for f in done)
+                for f in pending:
+                    yield f.result()
+            except BaseException:  # Ctrl-C or a failed save: drop the queued jobs, let running ones end
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     elif runner == "ray":
         import ray
 
@@ -95,47 +156,129 @@ def _execute(jobs: Iterable[CaseJob], ctx: JobContext, runner: str, workers: int
 def build(source: Source, root: Path | str, *, runner: str = "pool", workers: int | None = None,
           progress: bool = True, ray_address: str | None = None, extra_manifest: dict | None = None
           ) -> BuildSummary:
-    """Build (or resume) a snapshot of `source` under warehouse `root` and publish it."""
+    """Build (or resume) a snapshot of `source` under warehouse `root` and publish it.
+
+    Raises `BuildFailedError` and publishes nothing when the inputs yield no cases or every
+    case failed (the staging is discarded, so a re-run starts afresh), and `BuildInterrupted`
+    on Ctrl-C (the finished cases stay staged: a re-run resumes).
+    """
     t0 = time.perf_counter()
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
+    root_existed = Path(root).expanduser().exists()
     writer = SnapshotWriter(root, source.build_key())
     ctx = JobContext(arrays_path=writer.arrays_path, source=source.name)
     case_ids: set[str] = set()
-    with _progress(progress) as bar:
-        for part_id, rows in source.bulk():
-            key = f"bulk:{part_id}"
-            for r in rows.values():
-                case_ids.update(x["case_id"] for x in r if x.get("case_id"))
-            if not writer.is_done(key):
-                writer.save_part(key, rows)
-        jobs = source.jobs()  # may be a generator: sources that stream archives make jobs as they read
-        task = bar.add_task(f"ingest {source.name}", total=len(jobs) if isinstance(jobs, Sized) else None)
-        seen, skipped, failed = [0], [0], 0
-
-        def todo() -> Iterator[CaseJob]:
-            for job in jobs:
-                seen[0] += 1
-                case_ids.add(job.case_id)
-                if writer.is_done(job.case_id):
-                    skipped[0] += 1
-                    bar.advance(task)
+    tally = _Tally()
+    try:
+        with _progress(progress) as bar:
+            task = bar.add_task(f"ingest {source.name}", total=None)
+            for part_id, rows in source.bulk():
+                key, n = f"bulk:{part_id}", len(rows.get("cases", ()))
+                for name, r in rows.items():
+                    case_ids.update(x["case_id"] for x in r if x.get("case_id"))
+                    if name != "ingest_errors" and len(r):
+                        tally.usable += 1
+                tally.cases += n
+                if writer.is_done(key):
+                    tally.skipped += n
                 else:
-                    yield job
-
-        pending = list(todo()) if isinstance(jobs, Sized) else todo()
-        for case_id, tables in _execute(pending, ctx, runner, workers, ray_address):
-            if set(tables) == {"ingest_errors"}:
-                failed += 1
-            writer.save_part(case_id, tables)
-            bar.advance(task)
-        bar.update(task, total=seen[0])
-    snap = writer.publish(replaced_cases=case_ids, source=source.name, tables=anatomy().tables(),
+                    writer.save_part(key, rows)
+                    tally.saved += n
+                bar.advance(task, n)
+            jobs = source.jobs()  # may be a generator: sources that stream archives make jobs as they read
+            bar.update(task, total=_expected_total(source, jobs, tally))
+            _run_jobs(jobs, writer, ctx, tally, case_ids, lambda: bar.advance(task), runner, workers, ray_address)
+            bar.update(task, total=tally.cases)
+    except KeyboardInterrupt:
+        raise BuildInterrupted(tally.saved + tally.skipped, writer.staging) from None
+    except Exception:  # a bad option or input met before anything was saved leaves no trace
+        if not any((writer.staging / "done").iterdir()):
+            _discard(writer, root_existed)
+        raise
+    if not tally.usable and not _staged_rows(writer):
+        raise _failed(source, writer, tally, root_existed)
+    snap = writer.publish(replaced_cases=case_ids, source=source.name, tables=reference_tables(),
                           inputs=describe_inputs(source.inputs()), extra=extra_manifest)
-    errors = _error_stages(snap)
-    return BuildSummary(snapshot_id=snap.snapshot_id, root=snap.root, source=source.name, cases=seen[0],
-                        built=seen[0] - skipped[0], skipped=skipped[0], failed=failed,
+    return BuildSummary(snapshot_id=snap.snapshot_id, root=snap.root, source=source.name, cases=tally.cases,
+                        built=tally.saved, skipped=tally.skipped, failed=tally.failed,
                         seconds=time.perf_counter() - t0, row_counts=snap.manifest["row_counts"],
-                        errors_by_stage=errors)
+                        errors_by_stage=_error_stages(snap))
+
+
+def _expected_total(source: Source, jobs: Iterable[CaseJob], tally: _Tally) -> int | None:
+    """The progress bar's total: cases so far plus the jobs, where the source can tell how many."""
+    if isinstance(jobs, Sized):
+        return tally.cases + len(jobs)
+    expected = getattr(source, "expected_cases", None)
+    n = expected() if callable(expected) else None
+    return max(n, tally.cases) if n is not None else None
+
+
+def _run_jobs(jobs: Iterable[CaseJob], writer: SnapshotWriter, ctx: JobContext, tally: _Tally,
+              case_ids: set[str], advance, runner: str, workers: int, ray_address: str | None) -> None:
+    """Run the jobs not saved yet and save each result as it completes."""
+    def todo() -> Iterator[CaseJob]:
+        for job in jobs:
+            tally.cases += 1
+            case_ids.add(job.case_id)
+            if writer.is_done(job.case_id):
+                tally.skipped += 1
+                advance()
+            else:
+                yield job
+
+    pending = list(todo()) if isinstance(jobs, Sized) else todo()
+    for case_id, tables in _execute(pending, ctx, runner, workers, ray_address):
+        if set(tables) == {"ingest_errors"}:
+            tally.failed += 1
+        elif any(len(rows) for name, rows in tables.items() if name != "ingest_errors"):
+            tally.usable += 1
+        writer.save_part(case_id, tables)
+        tally.saved += 1
+        advance()
+
+
+def _staged_rows(writer: SnapshotWriter) -> bool:
+    """Whether an earlier, interrupted run of this build saved rows beyond `ingest_errors`."""
+    parts, done = writer.staging / "parts", {p.name for p in (writer.staging / "done").iterdir()}
+    return any(p.stem in done for d in parts.iterdir() if d.name != "ingest_errors" for p in d.glob("*.arrow"))
+
+
+def _staged_errors(writer: SnapshotWriter) -> list[dict]:
+    d, done = writer.staging / "parts" / "ingest_errors", {p.name for p in (writer.staging / "done").iterdir()}
+    files = sorted(p for p in d.glob("*.arrow") if p.stem in done) if d.is_dir() else []
+    return [row for p in files for row in ipc.open_file(p).read_all().to_pylist()]
+
+
+def _failed(source: Source, writer: SnapshotWriter, tally: _Tally, root_existed: bool) -> BuildFailedError:
+    """The error of a build with nothing to publish; its staging (and a root it created) is removed."""
+    errors = _staged_errors(writer)
+    _discard(writer, root_existed)
+    n = len(errors)
+    if tally.cases == 0 and n == 0:
+        inputs = [str(p) for p in source.inputs()]
+        shown = ", ".join(inputs[:3]) + (f" and {len(inputs) - 3} more" if len(inputs) > 3 else "")
+        return BuildFailedError(f"nothing published: the inputs yield no cases ({shown or 'no input files'})",
+                                hint="check the input paths and what they hold")
+    what = f"every case failed ({tally.cases} cases" if tally.cases else "no case could be read (0 cases"
+    return BuildFailedError(f"nothing published: {what}, {n} ingest_errors)", errors=errors, error_count=n,
+                            hint="fix the inputs the errors name and run the same command again")
+
+
+def _discard(writer: SnapshotWriter, root_existed: bool) -> None:
+    """Remove a build's staging, and the folders above it that it created and left empty."""
+    shutil.rmtree(writer.staging, ignore_errors=True)
+    for folder in [writer.staging.parent] + ([] if root_existed else [writer.root]):
+        try:
+            folder.rmdir()  # only when empty: a warehouse's other builds and snapshots stay
+        except OSError:
+            break
+
+
+def _error_line(e: dict) -> str:
+    """An `ingest_errors` row as one line: stage, message, then case, file and location."""
+    where = ", ".join(str(e[k]) for k in ("case_id", "file", "location") if e.get(k))
+    return f"{e.get('stage') or 'error'}: {e.get('error')}" + (f" [{where}]" if where else "")
 
 
 def _error_stages(snap) -> dict[str, int]:

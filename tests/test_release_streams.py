@@ -119,16 +119,14 @@ def test_scattered_members_of_an_emitted_case_are_an_error(tmp_path):
     assert errors.rows[0]["case_id"] == "train_1_a_1.nii.gz"
 
 
-def test_stream_problems_after_the_last_case_are_still_saved(tmp_path):
-    import pyarrow.parquet as pq
-
-    from ingest.runner import build
+def test_stream_problems_after_the_last_case_are_still_reported(tmp_path):
+    from ingest.runner import BuildFailedError, build
     from ingest.sources.radgenome import RadGenomeSource
-    from warehouse.snapshot import open_snapshot
 
     _archive(tmp_path / "release", "valid_region_mask.tar.gz", [("../../escape.nii.gz", b"evil")])
-    summary = build(RadGenomeSource(tmp_path / "release"), tmp_path / "wh", runner="local", progress=False)
-    rows = pq.read_table(open_snapshot(tmp_path / "wh").table_path("ingest_errors")).to_pylist()
+    with pytest.raises(BuildFailedError) as e:  # its only member is rejected: nothing to publish
+        build(RadGenomeSource(tmp_path / "release"), tmp_path / "wh", runner="local", progress=False)
+    rows = e.value.errors
     assert [(r["location"], r["stage"]) for r in rows] == [("../../escape.nii.gz", "masks")]
-    assert rows[0]["file"].endswith("valid_region_mask.tar.gz") and summary.errors_by_stage == {"masks": 1}
+    assert rows[0]["file"].endswith("valid_region_mask.tar.gz") and not (tmp_path / "wh").exists()
     assert not (tmp_path / "escape.nii.gz").exists()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from _tiny_source import TinySource
+from _tiny_source import TinyJob, TinySource
 
-from ingest.runner import build
-from warehouse import Warehouse
+from ingest.runner import BuildFailedError, build
+from warehouse import Warehouse, schema
 from warehouse.errors import NotAWarehouseError, SnapshotNotFoundError
 from warehouse.snapshot import SnapshotWriter, list_snapshots, open_snapshot
 
@@ -22,7 +22,7 @@ def test_two_builds_write_identical_parquet(tmp_path):
     build(TinySource(n=4), tmp_path / "a", runner="local", progress=False)
     build(TinySource(n=4), tmp_path / "b", runner="pool", workers=2, progress=False)
     a, b = _table_bytes(tmp_path / "a"), _table_bytes(tmp_path / "b")
-    assert a.keys() == b.keys() and len(a) == 10
+    assert a.keys() == b.keys() and len(a) == len(schema.TABLES)
     assert a == b
 
 
@@ -76,9 +76,23 @@ def test_reader_keeps_its_snapshot_while_another_is_published(tmp_path):
 
 def test_other_sources_rows_are_carried_over(tmp_path):
     build(TinySource(n=2), tmp_path, runner="local", progress=False)
-    other = TinySource(n=0, name="other")
-    build(other, tmp_path, runner="local", progress=False)
-    assert Warehouse.open(tmp_path).sql("SELECT count(*) AS n FROM cases")["n"][0] == 2
+    build(OtherCase(name="other"), tmp_path, runner="local", progress=False)
+    wh = Warehouse.open(tmp_path)
+    assert wh.sql("SELECT source, count(*) AS n FROM cases GROUP BY 1 ORDER BY 1").rows() == [("other", 1), ("tiny", 2)]
+
+
+class OtherCase(TinySource):
+    """One case no TinySource makes."""
+
+    def jobs(self):
+        yield TinyJob("valid_9_a_1.nii.gz")
+
+
+def test_a_build_with_no_cases_publishes_nothing(tmp_path):
+    build(TinySource(n=2), tmp_path, runner="local", progress=False)
+    with pytest.raises(BuildFailedError, match="no cases"):
+        build(TinySource(n=0, name="other"), tmp_path, runner="local", progress=False)
+    assert list_snapshots(tmp_path) == [open_snapshot(tmp_path).snapshot_id]
 
 
 def test_manifest_records_counts_and_versions(tmp_path):

@@ -92,6 +92,43 @@ def open_snapshot(root: Path | str, snapshot_id: str | None = None) -> Snapshot:
     return Snapshot(root=root, snapshot_id=sid, path=path, manifest=manifest)
 
 
+@dataclass(frozen=True)
+class StagedBuild:
+    """An unfinished build under ``ROOT/staging/``: re-running its command resumes and publishes it."""
+
+    build_key: str
+    path: Path
+    cases: int  # cases saved so far (per-case parts, and the case rows of saved bulk parts)
+    modified: float  # when a part was last saved (seconds since the epoch)
+
+
+def list_staged(root: Path | str) -> list[StagedBuild]:
+    """Builds staged under `root`, with parts saved and not yet published; most recently written first.
+
+    Bulk parts (ids ``bulk:...``, written by `ingest.runner`) count by the `cases` rows they hold.
+    """
+    d = Path(root).expanduser().resolve() / STAGING
+    out = []
+    for path in sorted(d.iterdir()) if d.is_dir() else []:
+        done = path / "done"
+        if not done.is_dir() or next(done.iterdir(), None) is None:
+            continue
+        cases = 0
+        for marker in done.iterdir():
+            if marker.suffix == ".partial":
+                continue
+            try:
+                part_id = json.loads(marker.read_text())["case_id"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if not part_id.startswith("bulk:"):
+                cases += 1
+            elif (rows := path / "parts" / "cases" / f"{marker.name}.arrow").is_file():
+                cases += ipc.open_file(rows).read_all().num_rows
+        out.append(StagedBuild(path.name, path, cases, done.stat().st_mtime))
+    return sorted(out, key=lambda b: b.modified, reverse=True)
+
+
 # -- hashing ------------------------------------------------------------------------------------
 def file_digest(path: Path) -> dict:
     """Size and sha256 of an input file (large files: first 64 MiB plus size)."""

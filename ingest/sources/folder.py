@@ -5,6 +5,8 @@
 * **images**: every ``*.nii`` / ``*.nii.gz`` under the folder (case id = file name, as
   CT-RATE's ``VolumeName``) and every folder that holds a DICOM series (case id = folder
   name); read by `ingest.images.read_ct` (HU, LPS-ordered, original axis codes kept).
+  Folders of masks among them (``seg_<volume>/``, or files named as anatomy regions) are
+  skipped, with one `ingest_errors` row saying to pass them as ``--segmenter import:DIR``.
 * **reports**: a CSV in CT-RATE's columns (``VolumeName``, ``ClinicalInformation_EN``,
   ``Technique_EN``, ``Findings_EN``, ``Impressions_EN``; only ``VolumeName`` is required),
   joined on ``VolumeName`` (with or without ``.nii.gz``); structured by
@@ -49,10 +51,39 @@ def _is_dicom(path: Path) -> bool:
         return False
 
 
-def find_images(root: Path, errors: ErrorSink) -> dict[str, Path]:
-    """Case id -> NIfTI file or DICOM folder, in sorted walk order; a repeated id is an error row."""
+MASK_FOLDER_NAMES = frozenset({"mask", "masks", "seg", "segs", "segmentation", "segmentations", "label", "labels"})
+
+
+def _is_region_name(stem: str) -> bool:
+    from ingest.segment.base import region_for_name
+    from warehouse.errors import UnknownRegionError
+
+    try:
+        region_for_name(stem)
+    except UnknownRegionError:
+        return False
+    return True
+
+
+def is_mask_folder(folder: Path, niftis: list[str]) -> bool:
+    """A folder of per-structure masks rather than CTs: RadGenome's ``seg_<volume>/``, or NIfTI files
+    (at least 80%) named as anatomy regions, two or more of them or in a folder named like ``masks/``."""
+    if not niftis:
+        return False
+    if folder.name.startswith("seg_"):
+        return True
+    if len(niftis) < 2 and folder.name.lower() not in MASK_FOLDER_NAMES:
+        return False
+    return sum(_is_region_name(case_stem(n)) for n in niftis) >= 0.8 * len(niftis)
+
+
+def find_images(root: Path, errors: ErrorSink, mask_folders: list[Path] | None = None) -> dict[str, Path]:
+    """Case id -> NIfTI file or DICOM folder, in sorted walk order; a repeated id is an error row.
+
+    Folders of masks (`is_mask_folder`) are skipped and listed in `mask_folders`."""
     out: dict[str, Path] = {}
     stems: dict[str, Path] = {}
+    skipped: list[Path] = []
 
     def add(case_id: str, path: Path) -> None:
         if case_stem(case_id) in stems:  # a.nii.gz and a.nii, or a DICOM folder a: one case
@@ -65,12 +96,28 @@ def find_images(root: Path, errors: ErrorSink) -> dict[str, Path]:
         dirs.sort()
         here = Path(folder)
         files = sorted(files)
+        niftis = [name for name in files if is_nifti(here / name)]
+        if is_mask_folder(here, niftis):
+            skipped.append(here)
+            dirs[:] = []
+            continue
         if any(_is_dicom(here / f) for f in files[:5]):
             add(here.name, here)
-        for name in files:
-            if is_nifti(here / name):
-                add(name, here / name)
+        for name in niftis:
+            add(name, here / name)
+    if mask_folders is not None:
+        mask_folders.extend(skipped)
     return out
+
+
+def mask_folders_message(root: Path, skipped: list[Path]) -> str:
+    """What was skipped under `root`, and the option that imports it as masks."""
+    seg = [p.parent for p in skipped if p.name.startswith("seg_")]  # import:DIR reads these as they are
+    example = seg[0] if seg else Path(os.path.commonpath([p.parent for p in skipped]))
+    shown = ", ".join(str(p.relative_to(root) if p != root else p) for p in skipped[:3]) \
+        + (", ..." if len(skipped) > 3 else "")
+    return (f"skipped {len(skipped)} folder(s) of masks, not CT images ({shown}); to import masks, add "
+            f"--segmenter import:DIR, DIR holding a <case>/ or seg_<case>/ folder per image (e.g. import:{example})")
 
 
 def read_reports(path: Path, errors: ErrorSink) -> dict[str, tuple[str, dict]]:
@@ -193,6 +240,8 @@ class FolderSource(Source):
         self.segmenters = tuple(segmenters)
         self._errors = ErrorSink(self.name)
         self._found: tuple[dict[str, Path], dict[str, tuple[str, dict]]] | None = None
+        self.mask_folders: list[Path] = []  # folders of masks met under `images` and skipped
+        self.mask_note: str | None = None  # what to do about them, unless an import:DIR segmenter reads them
 
     def inputs(self) -> list[Path]:
         return [self.images] + ([self.reports] if self.reports else [])
@@ -209,7 +258,12 @@ class FolderSource(Source):
 
             for spec in self.segmenters:  # a bad spec or a missing model stops the build before it starts
                 make_segmenter(spec)
-            images = find_images(self.images, self._errors)
+            images = find_images(self.images, self._errors, self.mask_folders)
+            imported = {Path(s[len("import:"):]).expanduser().resolve() for s in self.segmenters
+                        if s.startswith("import:")}
+            if any(p.parent not in imported for p in self.mask_folders):
+                self.mask_note = mask_folders_message(self.images, self.mask_folders)
+                self._errors.add(self.mask_note, file=self.images, stage="read")
             reports = read_reports(self.reports, self._errors) if self.reports else {}
             stems = {case_stem(c) for c in images}
             for stem in sorted(set(reports) - stems):

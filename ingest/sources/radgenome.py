@@ -6,7 +6,7 @@ and ingests them: the released CSVs and CT-RATE's reports and labels as bulk row
 row. Mask archives are streamed (see `radgenome_streams`), so jobs come out while the
 archives are read; a re-run skips the cases already saved.
 
-Release layout (``--release DIR``; ``DIR/dataset/`` or ``DIR`` itself; any part may be missing)::
+Release layout (``--release DIR``; the files in any nesting under ``DIR``, as downloaded; any part may be missing)::
 
     radgenome_files/{train,validation}_{region_report,vqa_*,case_disorders}.csv
     qa_templates/*_template.json                      (else the shipped copy)
@@ -17,6 +17,8 @@ Release layout (``--release DIR``; ``DIR/dataset/`` or ``DIR`` itself; any part 
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,6 +31,7 @@ from ingest.sources.radgenome_csv import CHUNK, CsvState, load_templates, read_r
 from ingest.sources.radgenome_masks import MaskInput, MaskSet, find_mask_inputs, index_folder
 from ingest.sources.radgenome_streams import DEFAULT_BUDGET, merge_archives
 from ingest.sources.release_csv import ErrorSink
+from ingest.sources.release_text import ReleaseText
 from ingest.sources.volume_names import split_of_file
 from warehouse.anatomy import COARSE_REGIONS
 from warehouse.release_format import RADGENOME_FILES, REGION_FILE
@@ -46,16 +49,94 @@ class Layout:
     ct_rate_volumes: dict[str, Path] = field(default_factory=dict)
 
 
+_MASK_ENTRY = re.compile(r"^(train|valid)_(region|anatomy)_mask(?:$|[._])")  # archive, part or folder
+_IMAGE_FOLDERS = ("train_preprocessed", "valid_preprocessed")
+_KIND_NAMES = {"region_report": "region reports", "vqa_abnormality": "VQA abnormality",
+               "vqa_location": "VQA location", "vqa_presence": "VQA presence", "vqa_size": "VQA size",
+               "case_disorders": "case disorders"}
+_SPLIT_NAMES = ("train", "validation")
+
+
+def scan_release(root: Path) -> tuple[list[tuple[Path, str]], list[Path], list[MaskInput], list[Path]]:
+    """The released CSVs (file, kind), validation region files, mask inputs and preprocessed-image
+    folders anywhere under `root`; hidden folders, mask folders and image folders are not descended."""
+    csvs, regions, masks, images, seen = [], [], [], [], set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        here = Path(folder)
+        if (real := os.path.realpath(here)) in seen:  # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add(real)
+        images += [here / d for d in dirs if d in _IMAGE_FOLDERS]
+        if any(_MASK_ENTRY.match(n) for n in (*dirs, *files)):
+            masks += [m for m in find_mask_inputs(here) if m not in masks]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _IMAGE_FOLDERS
+                         and not _MASK_ENTRY.match(d))
+        for name in files:
+            if not name.endswith(".csv"):
+                continue
+            kind = next((k for k in RADGENOME_FILES if name[:-4].endswith("_" + k)), None)
+            if kind and split_of_file(name):
+                csvs.append((here / name, kind))
+            elif name[:-4] in COARSE_REGIONS:
+                regions.append(here / name)
+    return sorted(csvs), sorted(regions), masks, sorted(images)
+
+
+def describe_layout(layout: Layout, release: bool, ct_rate_dir: bool) -> tuple[list[tuple[str, list[Path]]], list[str]]:
+    """What a build will read, as (label, files) per kind found, and the labels of the release
+    parts found none of (`release`, `ct_rate_dir`: whether each folder was given)."""
+    from ingest.sources.radgenome_masks import MASK_KINDS
+
+    found: list[tuple[str, list[Path]]] = []
+    missing: list[str] = []
+
+    def add(label: str, by_split: dict[str, list[Path]], report_missing: bool = True) -> None:
+        for split in _SPLIT_NAMES:
+            if by_split.get(split):
+                found.append((f"{label} ({split})", sorted(by_split[split])))
+        absent = [s for s in _SPLIT_NAMES if not by_split.get(s)]
+        if absent and report_missing:
+            missing.append(label + ("" if len(absent) == 2 else f" ({absent[0]})"))
+
+    if release:
+        for kind, label in _KIND_NAMES.items():
+            add(label, _group((split_of_file(p.name), p) for p, k in layout.csvs if k == kind))
+        add("region files", {"validation": layout.region_files}, report_missing=False)
+        for kind in MASK_KINDS:
+            add(f"{kind} masks", _group((m.split, p) for m in layout.masks if m.kind == kind
+                                        for p in (m.parts or (m.folder,))))
+        add("preprocessed images", _group((split_of_file(p.name), p) for p in layout.images.values()))
+    if ct_rate_dir:
+        for kind, paths in layout.ct_rate_files.items():
+            found += [(f"CT-RATE {kind}", paths)] if paths else []
+            missing += [] if paths else [f"CT-RATE {kind}"]
+        vols = list(layout.ct_rate_volumes.values())
+        found += [("CT-RATE volumes", vols)] if vols else []
+        missing += [] if vols else ["CT-RATE volumes"]
+    return found, missing
+
+
+def _group(pairs: Iterable[tuple[str | None, Path]]) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    for split, path in pairs:
+        out.setdefault(split or "train", []).append(path)
+    return out
+
+
 class RadGenomeSource(Source):
     """A RadGenome-ChestCT release folder, with an optional CT-RATE release folder."""
 
     name = "radgenome"
 
     def __init__(self, release: Path | str | None, ct_rate_dir: Path | str | None = None, *,
-                 budget: int = DEFAULT_BUDGET) -> None:
+                 budget: int = DEFAULT_BUDGET, text_stages: bool = True, workers: int = 1) -> None:
+        """`text_stages`: findings on the released sentences and structure for CT-RATE reports
+        (`release_text`); `workers`: processes for those stages."""
         self.release = Path(release).expanduser().resolve() if release else None
         self.ct_rate_dir = Path(ct_rate_dir).expanduser().resolve() if ct_rate_dir else None
         self.budget = budget
+        self.text_stages, self.workers = text_stages, workers
         self._errors = ErrorSink(self.name)
         self._radgenome_cases: set[str] | None = None
         self._ct_rate_cases: set[str] = set()
@@ -82,22 +163,15 @@ class RadGenomeSource(Source):
     # -- discovery ---------------------------------------------------------------------------------
     @cached_property
     def layout(self) -> Layout:
+        """The released files wherever they sit under the folders, in any nesting, as downloaded."""
         out, rel = Layout(), self.release
         if rel is not None:
             if not rel.is_dir():
                 self._errors.add("the release folder does not exist", file=rel)
             else:
-                for path in sorted(rel.rglob("*.csv")):
-                    kind = next((k for k in RADGENOME_FILES if path.stem.endswith("_" + k)), None)
-                    if kind and split_of_file(path.name):
-                        out.csvs.append((path, kind))
-                    elif path.stem in COARSE_REGIONS:
-                        out.region_files.append(path)
-                out.masks = find_mask_inputs(rel)
-                for base in (rel / "dataset", rel):
-                    for prefix in ("train", "valid"):
-                        if (base / f"{prefix}_preprocessed").is_dir():
-                            out.images.update(ct_rate.find_volumes(base / f"{prefix}_preprocessed", self._errors))
+                out.csvs, out.region_files, out.masks, image_folders = scan_release(rel)
+                for folder in image_folders:
+                    out.images.update(ct_rate.find_volumes(folder, self._errors))
         if self.ct_rate_dir is not None:
             if not self.ct_rate_dir.is_dir():
                 self._errors.add("the CT-RATE folder does not exist", file=self.ct_rate_dir)
@@ -105,6 +179,10 @@ class RadGenomeSource(Source):
                 out.ct_rate_files = ct_rate.find_files(self.ct_rate_dir)
                 out.ct_rate_volumes = ct_rate.find_volumes(self.ct_rate_dir, self._errors)
         return out
+
+    def expected_cases(self) -> int | None:
+        """Cases known from the files read so far (after `bulk`), for a progress total; None before."""
+        return len(self._known_cases()) if self._radgenome_cases is not None else None
 
     @cached_property
     def metadata(self) -> dict[str, ct_rate.MetadataRow]:
@@ -118,17 +196,20 @@ class RadGenomeSource(Source):
         state = CsvState(errors=self._errors, templates=load_templates(self.release))
         files = [(p, RADGENOME_FILES[k], read_release_csv) for p, k in self.layout.csvs]
         files += [(p, REGION_FILE, read_region_file) for p in self.layout.region_files]
+        # sentences are held back until every file is read, then given out read (findings, labels)
+        text = ReleaseText(enabled=self.text_stages, workers=self.workers)
         for path, spec, reader in files:
             for i, chunk in enumerate(reader(path, spec, state)):
-                yield f"{path}:{i}", chunk
+                yield f"{path}:{i}", text.take(chunk)
         seen_reports: set[str] = set()
         seen_labels: set[str] = set()
         for path in self.layout.ct_rate_files.get("reports", []):
-            yield f"{path}:0", next(ct_rate.read_reports(path, self._errors, seen_reports))
+            yield f"{path}:0", text.take(next(ct_rate.read_reports(path, self._errors, seen_reports)))
         for path in self.layout.ct_rate_files.get("labels", []):
-            yield f"{path}:0", next(ct_rate.read_labels(path, self._errors, seen_labels))
+            yield f"{path}:0", text.take(next(ct_rate.read_labels(path, self._errors, seen_labels)))
         self._radgenome_cases, self._ct_rate_cases = set(state.case_ids), seen_reports | seen_labels
         self._splits = state.splits
+        yield from text.parts()
         yield from self._light_cases()
         yield "errors:bulk", {"ingest_errors": self._errors.take()}
 

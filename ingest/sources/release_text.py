@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from ingest.structure import RulesBackend, structure_reports
@@ -24,14 +26,19 @@ from ingest.structure.labels import disorder_rows
 from ingest.structure.released import read_released
 from ingest.vqa import generate_vqa
 
-CHUNK_CASES = 2_000  # cases per saved part
+CHUNK_CASES = 1_000  # cases per saved part (and per task of the process pool)
 
 
 @dataclass
 class ReleaseText:
-    """Collects what the text stages need while a release's bulk rows are read."""
+    """Collects what the text stages need while a release's bulk rows are read.
 
-    backend: RulesBackend = field(default_factory=RulesBackend)
+    `enabled=False` lets the released rows through as they are (no findings, no derived rows);
+    `workers` > 1 reads the parts in a process pool, in order.
+    """
+
+    enabled: bool = True
+    workers: int = 1
     sentences: dict[str, list[dict]] = field(default_factory=dict)
     reports: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     labelled: set[str] = field(default_factory=set)  # cases with CT-RATE labels
@@ -40,6 +47,8 @@ class ReleaseText:
 
     def take(self, chunk: dict[str, list[dict]]) -> dict[str, list[dict]]:
         """Note a bulk chunk; its `sentences` rows are kept back (returned chunk without them)."""
+        if not self.enabled:
+            return chunk
         for row in chunk.pop("sentences", []):
             self.sentences.setdefault(row["case_id"], []).append(row)
         for row in chunk.get("reports", []):
@@ -52,25 +61,45 @@ class ReleaseText:
         return chunk
 
     def parts(self) -> Iterator[tuple[str, dict[str, list[dict]]]]:
-        """(part id, rows) of the read text, a few thousand cases a part, in case order."""
+        """(part id, rows) of the read text, a thousand cases a part, in case order."""
         cases = sorted(set(self.sentences) | set(self.reports))
-        for k in range(0, len(cases), CHUNK_CASES):
-            out: dict[str, list[dict]] = {}
-            batch = cases[k:k + CHUNK_CASES]
-            self._released(out, [c for c in batch if c in self.sentences])
-            self._structured(out, [c for c in batch if c not in self.sentences])
-            yield f"text:{k // CHUNK_CASES}", out
+        tasks = [self._task(cases[k:k + CHUNK_CASES]) for k in range(0, len(cases), CHUNK_CASES)]
+        if self.workers <= 1 or len(tasks) <= 1:
+            results: Iterator[dict[str, list[dict]]] = map(TextTask.run, tasks)
+            yield from ((f"text:{k}", out) for k, out in enumerate(results))
+            return
+        # forkserver: workers never inherit the parent's threads half-locked (as the runner's pool)
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("forkserver")) as pool:
+            yield from ((f"text:{k}", out) for k, out in enumerate(pool.map(TextTask.run, tasks)))
 
-    def _released(self, out: dict[str, list[dict]], cases: list[str]) -> None:
-        for case_id in cases:
-            res = read_released(case_id, self.sentences[case_id], self.backend.extractor)
+    def _task(self, batch: list[str]) -> TextTask:
+        return TextTask(released={c: self.sentences[c] for c in batch if c in self.sentences},
+                        reports={c: self.reports[c] for c in batch if c not in self.sentences},
+                        labelled=self.labelled.intersection(batch), vqa_cases=self.vqa_cases.intersection(batch),
+                        disorder_cases=self.disorder_cases.intersection(batch))
+
+
+@dataclass
+class TextTask:
+    """The text stages of a batch of cases: everything a worker process needs, and nothing else."""
+
+    released: dict[str, list[dict]]
+    reports: dict[str, tuple[str | None, str | None]]
+    labelled: set[str]
+    vqa_cases: set[str]
+    disorder_cases: set[str]
+
+    def run(self) -> dict[str, list[dict]]:
+        out: dict[str, list[dict]] = {}
+        backend = RulesBackend()
+        for case_id, rows in self.released.items():
+            res = read_released(case_id, rows, backend.extractor)
             out.setdefault("sentences", []).extend(res.sentences)
             out.setdefault("findings", []).extend(res.findings)
             self._labels(out, case_id, res.ct_rate_label_rows(), res.disorder_rows())
-
-    def _structured(self, out: dict[str, list[dict]], cases: list[str]) -> None:
-        done = structure_reports([ReportInput(c, *self.reports[c]) for c in cases], self.backend)
-        for case_id, res in zip(cases, done, strict=True):
+        cases = list(self.reports)
+        for case_id, res in zip(cases, structure_reports([ReportInput(c, *self.reports[c]) for c in cases], backend),
+                                strict=True):
             if not res.ok:
                 out.setdefault("ingest_errors", []).append({
                     "source": "radgenome", "case_id": case_id, "stage": "structure",
@@ -84,6 +113,7 @@ class ReleaseText:
                 out.setdefault("vqa", []).extend(generate_vqa(case_id, res.sentences, res.findings,
                                                               [r["label"] for r in disorders],
                                                               extractor=f"{res.extractor}+vqa-rules"))
+        return out
 
     def _labels(self, out: dict[str, list[dict]], case_id: str, ct_rate: list[dict], disorders: list[dict]) -> None:
         """Derived labels only where the release has none of that kind for the case."""
@@ -91,4 +121,3 @@ class ReleaseText:
             out.setdefault("case_labels", []).extend(ct_rate)
         if case_id not in self.disorder_cases:
             out.setdefault("case_labels", []).extend(disorders)
-

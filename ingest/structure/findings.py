@@ -245,4 +245,5 @@ def is_abnormal(mentions: list[Mention], sentence: str = "") -> bool | None:
     return False if _NORMAL.search(sentence) else None
 
 
-__all__ = ["Mention", "Term", "find_mentions", "is_abnormal", "laterality", "load_terms", "term_of", "terms_of", "vocabulary"]
+__all__ = ["Mention", "Term", "find_mentions", "is_abnormal", "laterality", "load_terms", "term_of", "terms_of",
+           "vocabulary"]

@@ -1,23 +1,48 @@
-"""What the CLI's commands share: the --warehouse option, --param parsing, result formats."""
+"""What the CLI's commands share: the --warehouse option, --param parsing, result formats, opening a
+warehouse (naming a staged build where nothing is published yet) and running a build."""
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
 
+from warehouse.errors import NotAWarehouseError
+
+if TYPE_CHECKING:
+    from ingest.job import Source
+    from ingest.runner import BuildSummary
+    from warehouse.api import Warehouse
+    from warehouse.snapshot import Snapshot, StagedBuild
+
 WarehouseOpt = Annotated[Path, typer.Option("--warehouse", "-w", help="Warehouse root folder.")]
+SCREEN_ROWS = 50  # rows of the table printed on the screen; files always get the whole result
 
 
 class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+    jsonl = "jsonl"
     parquet = "parquet"
+    arrow = "arrow"  # Arrow IPC file
+
+
+EXTENSIONS: dict[str, Format] = {".csv": Format.csv, ".json": Format.json, ".jsonl": Format.jsonl,
+                                 ".ndjson": Format.jsonl, ".parquet": Format.parquet, ".arrow": Format.arrow,
+                                 ".ipc": Format.arrow, ".feather": Format.arrow, ".txt": Format.table}
+BINARY = (Format.parquet, Format.arrow)
+FormatOpt = Annotated[Format | None, typer.Option(
+    "--format", "-f", help="Output format (default: from -o's extension, else a table on the screen).")]
+OutputOpt = Annotated[Path | None, typer.Option(
+    "-o", "--output", help="Write the whole result to a file: .csv, .parquet, .json, .jsonl, .arrow or .txt.")]
 
 
 def parse_params(items: list[str] | None) -> dict[str, str]:
@@ -25,24 +50,115 @@ def parse_params(items: list[str] | None) -> dict[str, str]:
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--param expects key=value, got {item!r}")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected key=value, got {item!r} (e.g. -p region=lung)", param_hint="--param")
         out[key.strip()] = value
     return out
 
 
+def output_format(fmt: Format | None, out: Path | None) -> Format:
+    """The format to write: -f, else -o's extension, else a table. Checked before any work is done."""
+    if out is None:
+        if fmt in BINARY:
+            raise typer.BadParameter(f"{fmt} is a binary format: add -o FILE.{fmt}", param_hint="--format")
+        return fmt or Format.table
+    if out.is_dir():
+        raise typer.BadParameter(f"{out} is a folder; give a file name", param_hint="-o")
+    if not out.parent.is_dir():
+        raise typer.BadParameter(f"folder {out.parent} does not exist", param_hint="-o")
+    suffix = out.suffix.lower()
+    inferred = EXTENSIONS.get(suffix)
+    if fmt is None and inferred is None:
+        raise typer.BadParameter(f"cannot tell a format from {out.name!r}: name the file with one of "
+                                 f"{', '.join(EXTENSIONS)}, or give --format", param_hint="-o")
+    if fmt is not None and inferred is not None and inferred is not fmt:
+        raise typer.BadParameter(f"--format {fmt} conflicts with {out.name!r} ({suffix} is {inferred}): "
+                                 "drop --format or change the extension", param_hint="-o")
+    return fmt or inferred  # type: ignore[return-value]
+
+
 def write_frame(df: pl.DataFrame, fmt: Format, out: Path | None) -> None:
-    """Print or save a result."""
-    if fmt is Format.parquet:
-        if out is None:
-            raise ValueError("--format parquet needs -o FILE")
-        df.write_parquet(out)
-    elif fmt is Format.csv:
-        df.write_csv(out) if out else sys.stdout.write(df.write_csv())
-    elif fmt is Format.json:
-        text = df.write_json()
-        Path(out).write_text(text) if out else sys.stdout.write(text + "\n")
-    else:
-        with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=80, tbl_width_chars=160):
-            text = str(df)
-        Path(out).write_text(text + "\n") if out else print(text)
+    """Print a result, or write the whole of it to `out` (written aside, then renamed into place)."""
+    if fmt is Format.csv and (nested := [n for n, t in df.schema.items() if t.is_nested()]):
+        raise typer.BadParameter(f"CSV cannot hold nested columns ({', '.join(nested)}): use .parquet, .json, "
+                                 ".jsonl or .arrow, or turn them into text in the query, e.g. "
+                                 f"array_to_string({nested[0]}, ';')", param_hint="--format")
+    if out is None:
+        if fmt in BINARY:
+            raise typer.BadParameter(f"{fmt} is a binary format: add -o FILE.{fmt}", param_hint="--format")
+        sys.stdout.write(_text(df, fmt, whole=False))
+        if fmt is Format.table and df.height > SCREEN_ROWS:
+            typer.echo(f"(showing {SCREEN_ROWS} of {df.height:,} rows; -o FILE.csv, .parquet, .json, .jsonl or "
+                       ".arrow writes them all)", err=True)
+        return
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        if fmt is Format.parquet:
+            df.write_parquet(tmp)
+        elif fmt is Format.arrow:
+            df.write_ipc(tmp)
+        else:
+            tmp.write_text(_text(df, fmt, whole=True), encoding="utf-8")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    typer.echo(f"wrote {df.height:,} rows to {out} ({fmt})", err=True)
+
+
+def _text(df: pl.DataFrame, fmt: Format, whole: bool) -> str:
+    if fmt is Format.csv:
+        return df.write_csv()
+    if fmt is Format.json:
+        return df.write_json() + "\n"
+    if fmt is Format.jsonl:
+        return df.write_ndjson()
+    rows, cols, chars, width = (-1, -1, 1_000_000, -1) if whole else (SCREEN_ROWS, 20, 80, 160)
+    with pl.Config(tbl_rows=rows, tbl_cols=cols, fmt_str_lengths=chars, tbl_width_chars=width):
+        return f"{df}\n"
+
+
+# -- warehouses and builds ----------------------------------------------------------------------
+def staged_text(build: StagedBuild) -> str:
+    """A staged build in a few words: where, how far, when."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(build.modified))
+    return f"a build is staged in {build.path} ({build.cases:,} cases saved, last written {when})"
+
+
+def open_warehouse(root: Path, snapshot: str | None = None) -> Warehouse:
+    """`Warehouse.open`, with `find_snapshot`'s messages."""
+    from warehouse.api import Warehouse
+
+    return Warehouse(find_snapshot(root, snapshot))
+
+
+def find_snapshot(root: Path, snapshot: str | None = None) -> Snapshot:
+    """`open_snapshot`, saying so where the root holds only a staged build, or does not exist."""
+    from warehouse.snapshot import list_snapshots, list_staged, open_snapshot
+
+    try:
+        return open_snapshot(root, snapshot)
+    except NotAWarehouseError:
+        if not list_snapshots(root) and (staged := list_staged(root)):
+            raise NotAWarehouseError(f"no published snapshot yet; {staged_text(staged[0])}: re-run its command "
+                                     "to finish it") from None
+        if not root.exists():
+            raise NotAWarehouseError(f"warehouse folder {root} does not exist",
+                                     hint="give the root a build wrote to, e.g. -w build/demo") from None
+        raise
+
+
+def run_build(source: Source, root: Path, **options: Any) -> BuildSummary:
+    """`ingest.runner.build` for a command: prints the summary and how to read its ingest_errors; on
+    Ctrl-C, says how to resume and exits 130."""
+    from ingest.runner import BuildInterrupted, build
+
+    try:
+        summary = build(source, root, **options)
+    except BuildInterrupted as e:
+        typer.secho(str(e), err=True, fg="yellow")
+        raise typer.Exit(e.exit_code) from None
+    typer.echo(str(summary))
+    if summary.errors:
+        sql = f"SELECT stage, file, location, error FROM ingest_errors WHERE source = '{summary.source}'"
+        typer.echo(f'  read them: radgenome sql -w {shlex.quote(str(root))} "{sql}"')
+    return summary

@@ -8,7 +8,19 @@ from typing import Annotated
 
 import typer
 
-from warehouse.cli._output import Format, WarehouseOpt, parse_params, write_frame
+from warehouse.cli._output import (
+    Format,
+    FormatOpt,
+    OutputOpt,
+    WarehouseOpt,
+    find_snapshot,
+    open_warehouse,
+    output_format,
+    parse_params,
+    run_build,
+    staged_text,
+    write_frame,
+)
 
 DEMO_QUERIES: tuple[tuple[str, str], ...] = (
     ("Sentences anywhere under `lung` that mention a nodule",
@@ -35,17 +47,15 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         root: Annotated[Path, typer.Argument(help="Where to build the demo warehouse.")] = Path("build/demo"),
-        cases: Annotated[int, typer.Option(help="Number of synthetic cases.")] = 20,
+        cases: Annotated[int, typer.Option(min=1, help="Number of synthetic cases.")] = 20,
         seed: Annotated[int, typer.Option(help="Random seed (same seed, same warehouse).")] = 0,
-        workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+        workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     ) -> None:
         """Build the embedded synthetic demo warehouse (no downloads) and run example queries."""
-        from ingest.runner import build
         from ingest.sources.demo import DemoSource
         from warehouse.api import Warehouse
 
-        summary = build(DemoSource(n=cases, seed=seed), root, workers=workers)
-        typer.echo(str(summary))
+        run_build(DemoSource(n=cases, seed=seed), root, workers=workers)
         wh = Warehouse.open(root)
         for title, query in DEMO_QUERIES:
             typer.secho(f"\n-- {title}", bold=True)
@@ -58,8 +68,8 @@ def register(app: typer.Typer) -> None:
         query: Annotated[str, typer.Argument(help="One read-only SQL query; $name parameters are bound.")],
         warehouse: WarehouseOpt = None,
         param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Bind $k to v.")] = None,
-        fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-        out: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
+        fmt: FormatOpt = None,
+        out: OutputOpt = None,
         dialect: Annotated[str | None, typer.Option(
             help="Print the query transpiled to spark or trino instead of running it.")] = None,
         snapshot: Annotated[str | None, typer.Option(help="Snapshot id (default: latest).")] = None,
@@ -72,23 +82,34 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(print_transpiled(query, dialect))
         if warehouse is None:
             raise typer.BadParameter("--warehouse is required to run a query", param_hint="--warehouse")
-        from warehouse.api import Warehouse
-
-        wh = Warehouse.open(warehouse, snapshot)
-        write_frame(wh.sql(query, parse_params(param)), fmt, out)
+        fmt, params = output_format(fmt, out), parse_params(param)  # option mistakes first, before any work
+        with open_warehouse(warehouse, snapshot) as wh:
+            write_frame(wh.sql(query, params), fmt, out)
 
     @app.command()
     def info(warehouse: WarehouseOpt, snapshot: Annotated[str | None, typer.Option()] = None) -> None:
-        """The snapshot, its row counts and sources."""
-        from warehouse.api import Warehouse
+        """The snapshot, its row counts and sources, and a build staged but not yet published."""
+        from warehouse.snapshot import list_staged
 
-        typer.echo(json.dumps(Warehouse.open(warehouse, snapshot).info(), indent=2))
+        with open_warehouse(warehouse, snapshot) as wh:
+            out = wh.info()
+        staged = list_staged(warehouse)
+        if staged:
+            out["staged"] = [{"path": str(b.path), "cases_saved": b.cases, "note": staged_text(b)
+                              + ": re-run its command to finish it"} for b in staged]
+        typer.echo(json.dumps(out, indent=2))
 
     @app.command()
     def snapshots(warehouse: WarehouseOpt) -> None:
-        """List the published snapshots, oldest first."""
-        from warehouse.snapshot import list_snapshots, open_snapshot
+        """List the published snapshots, oldest first, and any build staged but not yet published."""
+        from warehouse.snapshot import list_snapshots, list_staged, open_snapshot
 
-        for sid in list_snapshots(warehouse):
+        ids, staged = list_snapshots(warehouse), list_staged(warehouse)
+        if not ids and not staged:
+            find_snapshot(warehouse)  # says why: no such folder, or no snapshot in it
+        for sid in ids:
             m = open_snapshot(warehouse, sid).manifest
             typer.echo(f"{sid}  {m.get('created')}  source={m.get('source')}  cases={m['row_counts'].get('cases')}")
+        for build in staged:
+            lead = "staged: " if ids else "no published snapshot yet; "
+            typer.echo(f"{lead}{staged_text(build)}: re-run its command to finish it")

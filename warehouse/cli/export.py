@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from warehouse.cli._output import WarehouseOpt, parse_params
+from warehouse.cli._output import WarehouseOpt, open_warehouse, parse_params
 
 MAX_NOTES = 20
 
@@ -44,15 +44,15 @@ def register(app: typer.Typer) -> None:
         """Export a cohort: manifest, tables (Parquet, CSV), NIfTI images and masks, a MONAI datalist and
         the RadGenome-format CSVs. Example: radgenome export -w build/demo --sql "SELECT case_id FROM cases
         WHERE split = 'validation'" --images --masks "left lung,heart" --crop lung out/cohort"""
-        from warehouse.api import Warehouse
         from warehouse.exports.bundle import export_cohort
 
         if (sql is None) == (query is None):
             raise typer.BadParameter("give exactly one of --sql or --query", param_hint="--sql / --query")
-        wh = Warehouse.open(warehouse, snapshot)
-        summary = export_cohort(wh, out_dir, sql=sql, query=query, params=parse_params(param), images=images,
-                                masks=split_regions(masks), crop=crop, margin_mm=margin_mm, dry_run=dry_run,
-                                overwrite=overwrite, workers=workers)
+        params = parse_params(param)
+        with open_warehouse(warehouse, snapshot) as wh:
+            summary = export_cohort(wh, out_dir, sql=sql, query=query, params=params, images=images,
+                                    masks=split_regions(masks), crop=crop, margin_mm=margin_mm, dry_run=dry_run,
+                                    overwrite=overwrite, workers=workers)
         if dry_run:
             typer.echo(f"cases: {summary.cases}\nfiles: {summary.files}\n"
                        f"bytes: {summary.bytes}{'' if summary.bytes_exact else ' (at most: NIfTI sizes are bounds)'}")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from warehouse.cli._output import Format, parse_params, write_frame
+from warehouse.cli._output import FormatOpt, OutputOpt, open_warehouse, output_format, parse_params, write_frame
 
 
 def print_transpiled(sql: str, dialect: str) -> int:
@@ -54,8 +54,8 @@ def register(app: typer.Typer) -> None:
         show_sql: Annotated[bool, typer.Option("--show-sql", help="Print the SQL instead of running it.")] = False,
         dialect: Annotated[str | None, typer.Option(
             help="Print the query transpiled to spark or trino instead of running it.")] = None,
-        fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-        out: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
+        fmt: FormatOpt = None,
+        out: OutputOpt = None,
         snapshot: Annotated[str | None, typer.Option(help="Snapshot id (default: latest).")] = None,
     ) -> None:
         """Run a named query of the library with typed parameters (--list shows them)."""
@@ -75,8 +75,7 @@ def register(app: typer.Typer) -> None:
             return
         if warehouse is None:
             raise typer.BadParameter("--warehouse is required to run a query", param_hint="--warehouse")
-        from warehouse.api import Warehouse
-
-        with Warehouse.open(warehouse, snapshot) as wh:
+        fmt = output_format(fmt, out)
+        with open_warehouse(warehouse, snapshot) as wh:
             write_frame(wh.sql(q.sql, params), fmt, out)
         sys.stdout.flush()

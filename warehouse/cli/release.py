@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from warehouse.cli._output import WarehouseOpt
+from warehouse.cli._output import WarehouseOpt, find_snapshot, run_build
+
+if TYPE_CHECKING:
+    from ingest.sources.radgenome import RadGenomeSource
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +23,7 @@ def register(app: typer.Typer) -> None:
         """Write the warehouse's rows back as the released RadGenome-ChestCT and CT-RATE CSVs."""
         from warehouse.exports import export_release as run
 
+        find_snapshot(warehouse, snapshot)  # a root with no snapshot, or a staged build only, says so first
         written = run(warehouse, out_dir, snapshot)
         for rel, n in written.items():
             typer.echo(f"{n:>10,}  {out_dir / rel}")
@@ -31,13 +35,15 @@ def register_ingest(ingest_app: typer.Typer) -> None:
     def ingest_radgenome(
         warehouse: WarehouseOpt,
         release: Annotated[Path | None, typer.Option(
-            help="RadGenome-ChestCT release folder (CSVs, mask archives or folders, preprocessed images; "
-                 "any part may be missing).")] = None,
+            help="RadGenome-ChestCT release folder, as downloaded: the released files in any nesting under it "
+                 "(CSVs, mask archives or folders, preprocessed images; any part may be missing).")] = None,
         ct_rate: Annotated[Path | None, typer.Option(
             "--ct-rate", help="CT-RATE release folder (reports, metadata, predicted labels, volumes).")] = None,
-        workers: Annotated[int | None, typer.Option(help="Worker processes (default: CPUs, at most 8).")] = None,
+        workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: CPUs, at most 8).")
+                           ] = None,
         runner: Annotated[str, typer.Option(help="local, pool or ray.")] = "pool",
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file used.")] = False,
     ) -> None:
         """Import a downloaded RadGenome-ChestCT (and CT-RATE) release; a re-run resumes."""
         if release is None and ct_rate is None:
@@ -45,12 +51,48 @@ def register_ingest(ingest_app: typer.Typer) -> None:
         for opt, path in (("--release", release), ("--ct-rate", ct_rate)):
             if path is not None and not path.is_dir():
                 raise typer.BadParameter(f"{path} is not a folder", param_hint=opt)
-        from ingest.runner import build
+        from ingest.runner import RUNNERS
         from ingest.sources.radgenome import RadGenomeSource
 
-        summary = build(RadGenomeSource(release, ct_rate), warehouse, runner=runner, workers=workers,
-                        progress=progress)
-        typer.echo(str(summary))
-        if summary.errors_by_stage:
-            typer.echo(f"see: radgenome sql -w {warehouse} \"SELECT stage, file, location, error "
-                       "FROM ingest_errors WHERE source = 'radgenome'\"")
+        if runner not in RUNNERS:
+            raise typer.BadParameter(f"choose one of {', '.join(RUNNERS)}", param_hint="--runner")
+        source = RadGenomeSource(release, ct_rate)
+        print_inventory(source, verbose)
+        run_build(source, warehouse, runner=runner, workers=workers, progress=progress)
+
+
+def print_inventory(source: RadGenomeSource, verbose: bool = False) -> None:
+    """One line per kind of released file found (every file with `verbose`), then the parts found none
+    of; a folder given with none of its release's files stops here (`BuildFailedError`, exit 1)."""
+    from ingest.runner import BuildFailedError
+    from ingest.sources.radgenome import describe_layout
+
+    found, missing = describe_layout(source.layout, source.release is not None, source.ct_rate_dir is not None)
+    labels = [label for label, _ in found]
+    for opt, folder, ours in (("--release", source.release, lambda lb: not lb.startswith("CT-RATE")),
+                              ("--ct-rate", source.ct_rate_dir, lambda lb: lb.startswith("CT-RATE"))):
+        if folder is not None and not any(map(ours, labels)):
+            what = RELEASE_FILES if opt == "--release" else CT_RATE_FILES
+            raise BuildFailedError(f"{opt} {folder}: none of the released files are in it (looked for {what})",
+                                   hint=f"point {opt} at the downloaded release folder")
+    typer.echo("files used:")
+    for label, paths in found:
+        typer.echo(f"  {label}: {_count(label, paths)}")
+        for path in paths if verbose else ():
+            typer.echo(f"      {path}")
+    if missing:
+        typer.echo(f"  not found: {', '.join(missing)}")
+
+
+RELEASE_FILES = ("<split>_{region_report,vqa_abnormality,vqa_location,vqa_presence,vqa_size,case_disorders}.csv, "
+                 "<region>.csv validation region files, {train,valid}_{region,anatomy}_mask archives or folders, "
+                 "{train,valid}_preprocessed/ images")
+CT_RATE_FILES = "*_reports.csv, *_metadata.csv, *_predicted_labels.csv, volumes named like train_1_a_1.nii.gz"
+
+
+def _count(label: str, paths: list[Path]) -> str:
+    if "volumes" in label or "images" in label:
+        return f"{len(paths):,} volumes"
+    if "masks" in label:
+        return ", ".join(p.name + ("/" if p.is_dir() else "") for p in paths)
+    return f"{len(paths):,} file{'s' if len(paths) != 1 else ''}" + (f" ({paths[0]})" if len(paths) == 1 else "")

@@ -19,9 +19,12 @@ ModelOpt = Annotated[str | None, typer.Option("--model", help="Model path (vllm)
 UrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL (openai).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Processes to structure with.")]
 PartOpt = Annotated[str | None, typer.Option("--part", help="Score one stable share of the cases: k/n, e.g. 1/2.")]
-InputArg = Annotated[Path, typer.Argument(help="CT-RATE reports CSV: VolumeName, Findings_EN[, Impressions_EN].")]
-RegionTruth = Annotated[Path, typer.Option("--truth", help="Folder of RadGenome region-report CSVs (one per region).")]
-LabelTruth = Annotated[Path, typer.Option("--truth", help="CSV: AccessionNo,report_text + 18 manual labels.")]
+InputArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                          help="CT-RATE reports CSV: VolumeName, Findings_EN[, Impressions_EN].")]
+RegionTruth = Annotated[Path, typer.Option("--truth", exists=True, file_okay=False,
+                                           help="Folder of RadGenome region-report CSVs (one per region).")]
+LabelTruth = Annotated[Path, typer.Option("--truth", exists=True, dir_okay=False,
+                                          help="CSV: AccessionNo,report_text + 18 manual labels.")]
 
 
 def _backend(name: str, model: str | None, base_url: str | None):
