@@ -58,6 +58,9 @@ class NamedQuery:
         raise ParameterError(f"query {self.name!r} has no parameter {name!r}",
                              hint=f"its parameters: {', '.join(p.name for p in self.params) or 'none'}")
 
+    def has_param(self, name: str) -> bool:
+        return any(p.name == name for p in self.params)
+
     def bind(self, **values: Any) -> dict[str, Any]:
         """Every parameter's value: given ones converted, the others their defaults."""
         for key in values:

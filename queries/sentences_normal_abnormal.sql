@@ -1,8 +1,10 @@
 -- name: sentences_normal_abnormal
 -- description: Normal and abnormal grounded sentences per top-level region and split (the
 --   RadGenome-ChestCT paper's Figure 4a/b). A sentence counts for every top-level region it lies
---   under; the whole-report rows (no region) are left out.
+--   under; the whole-report rows (no region) are left out, and sentences whose flag is not known
+--   (no findings read from them) count as unknown, not normal.
 -- returns: split, region, sentences, normal, abnormal, unknown
+-- needs: sentences
 
 -- Count per split and region first, then spread the few counts up the DAG (cheaper than
 -- spreading every sentence).

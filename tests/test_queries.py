@@ -132,20 +132,22 @@ def test_normal_and_abnormal_sentences_per_region_and_split(wh):
 
 
 def test_commonest_abnormalities_and_disorders(wh):
-    # findings data: T1, T2, V1, P7A (sentences) and P7B (findings only); T1B has none
+    # findings data: T1, T2, V1, P7A (findings, flagged sentences) and P7B (findings only); T1B has none
     df = wh.query("top_abnormalities")
-    assert rows(df.select("term", "cases")) == [("nodule", 3), ("pericardial effusion", 2), ("pleural effusion", 2),
-                                                ("calcific atheroma plaques", 1), ("ground glass opacity", 1)]
+    assert rows(df.select("term", "cases")) == [("pulmonary nodule", 3), ("pericardial effusion", 2),
+                                                ("pleural effusion", 2), ("atherosclerosis", 1),
+                                                ("ground-glass opacity", 1)]
     assert set(df["cases_with_data"]) == {5} and df["share"][0] == pytest.approx(3 / 5)
     val = wh.query("top_abnormalities", split="validation", top=2)
-    assert rows(val) == [("pericardial effusion", 2, 2, 1.0), ("nodule", 1, 2, 0.5)]
+    assert rows(val) == [("pericardial effusion", 2, 2, 1.0), ("pleural effusion", 1, 2, 0.5)]  # V1, P7B
     train = wh.query("top_abnormalities", split="train", top=1)
-    assert rows(train) == [("nodule", 2, 3, pytest.approx(2 / 3))]  # T1, T2 of T1, T2, P7A
-    # disorder data: T1 (a disorders pair and labels), T2, V1, and P7A ('no findings', no disorder)
+    assert rows(train) == [("pulmonary nodule", 2, 3, pytest.approx(2 / 3))]  # T1, T2 of T1, T2, P7A
+    # disorder data: T1 (a disorders pair and labels), T2, V1, P7A ('no findings', no disorder) and P7B (read
+    # for findings, no disorder label); T1B has none
     dis = wh.query("top_disorders")
-    assert rows(dis)[0] == ("pulmonary nodule", 2, 4, 0.5)
+    assert rows(dis)[0] == ("pulmonary nodule", 2, 5, 0.4)
     assert "no findings" not in dis["disorder"].to_list()
-    assert rows(wh.query("top_disorders", split="validation")) == [("pericardial effusion", 1, 1, 1.0)]
+    assert rows(wh.query("top_disorders", split="validation")) == [("pericardial effusion", 1, 2, 0.5)]
     assert rows(wh.query("top_disorders", split="train", top=1)) == [("pulmonary nodule", 2, 3, pytest.approx(2 / 3))]
 
 
@@ -167,11 +169,14 @@ def wh_variant(tmp_path_factory):
         yield w
 
 
-def test_shares_without_the_data_are_empty_not_errors(wh_variant):
-    for name in ("top_abnormalities", "top_disorders"):
-        for split in (None, "train", "validation"):
-            df = wh_variant.query(name, split=split)
-            assert df.height == 0 and df.columns == list(get_query(name).returns)
+def test_shares_without_the_data_say_so(wh_variant):
+    from queries.errors import QueryNotApplicableError
+
+    for split in (None, "train", "validation"):
+        with pytest.raises(QueryNotApplicableError, match="no findings"):  # the findings table is empty
+            wh_variant.query("top_abnormalities", split=split)
+        df = wh_variant.query("top_disorders", split=split)  # CT-RATE labels, no disorder label: no rows
+        assert df.height == 0 and df.columns == list(get_query("top_disorders").returns)
 
 
 def test_label_prevalence_is_over_the_cases_with_labels(wh):
@@ -213,20 +218,30 @@ def test_real_disorder_shares_are_over_the_released_cases(real_wh, shared_data):
     nodules = got.row(by_predicate=pl.col("disorder") == "pulmonary nodules", named=True)
     assert nodules["share"] == pytest.approx(pairs["disorder"].eq("pulmonary nodules").sum() / n)
     assert 0.11 < nodules["share"] < 0.13  # 244 of 2,000, not of the 5,039 cases the warehouse holds
-    every = real_wh.query("top_disorders", top=5)  # CT-RATE-only volumes have no disorder data
-    total = real_wh.sql("SELECT COUNT(*) FROM cases").item()
-    assert 2000 <= every["cases_with_data"][0] < total
+    # validation: disorders read from the region reports, over every volume with one ('no findings' included);
+    # CT-RATE volumes with neither a released disorder list nor a region report are in no denominator
+    volumes = _region_report_volumes(shared_data)
+    val = real_wh.query("top_disorders", split="validation")
+    assert set(val["cases_with_data"]) == {len(volumes)}
+    every = real_wh.query("top_disorders", top=5)
+    assert set(every["cases_with_data"]) == {n + len(volumes)} and n + len(volumes) < real_wh.sql(
+        "SELECT COUNT(*) FROM cases").item()
+
+
+def _region_report_volumes(shared_data: Path) -> set[str]:
+    """The validation volumes with a grounded region report in the sample (read with pandas)."""
+    files = sorted((shared_data / "radgenome_validation_regions").glob("*.csv"))
+    return set().union(*(set(pd.read_csv(f, keep_default_na=False)["Volumename"]) for f in files))
 
 
 def test_real_abnormality_and_sentence_denominators(real_wh, shared_data):
     files = sorted((shared_data / "radgenome_validation_regions").glob("*.csv"))
     regions = {f.stem: pd.read_csv(f, keep_default_na=False) for f in files}
-    volumes = set().union(*(set(r["Volumename"]) for r in regions.values()))
+    volumes = _region_report_volumes(shared_data)
     got = real_wh.query("top_abnormalities", split="validation", top=1000)
-    if got.height:  # findings read from the region reports: over the cases with a region report
-        assert set(got["cases_with_data"]) == {len(volumes)}
-        assert got["share"].to_list() == pytest.approx((got["cases"] / len(volumes)).to_list())
-        assert got["cases"].max() <= len(volumes)
+    # findings are read from the region reports: shares over every volume with one, a finding or not
+    assert got.height > 0 and set(got["cases_with_data"]) == {len(volumes)} == {932}
+    assert got["share"].to_list() == pytest.approx((got["cases"] / len(volumes)).to_list())
     by_region = real_wh.query("sentences_normal_abnormal").filter(pl.col("split") == "validation")
     assert dict(by_region.select("region", "sentences").iter_rows()) == {k: len(v) for k, v in regions.items()}
     assert (by_region["normal"] + by_region["abnormal"] + by_region["unknown"] == by_region["sentences"]).all()

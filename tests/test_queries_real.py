@@ -245,3 +245,27 @@ def test_vqa_terms_are_normalised_and_the_raw_text_kept(wh):
     covered = wh.sql("""SELECT avg(CASE WHEN len(terms) > 0 THEN 1.0 ELSE 0.0 END) AS share FROM vqa
                         WHERE type = 'abnormality' AND answer <> 'no findings'""")["share"][0]
     assert covered > 0.9
+
+
+def test_a_result_cut_by_its_limit_says_so(wh, real_warehouse, capsys):
+    from warehouse.api import QueryLimitWarning
+    from warehouse.cli import main
+
+    with pytest.warns(QueryLimitWarning, match="its limit"):
+        cut = wh.query("sentences_mentioning", term="nodule", limit=5)
+    total = wh.query_total("sentences_mentioning", term="nodule", limit=5)
+    assert cut.height == 5 and total == wh.query("sentences_mentioning", term="nodule", limit=10_000).height > 5
+    with pytest.raises(SystemExit) as e:
+        main(["query", "sentences_mentioning", "-p", "term=nodule", "-p", "limit=5", "-w", str(real_warehouse),
+              "-f", "csv"])
+    assert e.value.code == 0
+    assert f"note: 5 of {total:,} rows (the query's limit); -p limit={total} gives them all" in capsys.readouterr().err
+
+
+def test_a_query_that_cannot_apply_fails_with_one_line(real_warehouse, capsys):
+    from warehouse.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["query", "cases_region_volume", "-w", str(real_warehouse)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 1 and len(err) == 1 and "no region masks (region_stats is empty)" in err[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -13,6 +14,10 @@ import pyarrow as pa
 
 from warehouse.engine import Engine
 from warehouse.snapshot import Snapshot, list_snapshots, open_snapshot
+
+
+class QueryLimitWarning(UserWarning):
+    """A named query's result was cut by its `limit` parameter; the message says how many rows there are."""
 
 
 class Warehouse:
@@ -71,14 +76,31 @@ class Warehouse:
         return self._engine.arrow(query, params)
 
     def query(self, name: str, **params: Any) -> pl.DataFrame:
-        """Run a named query of the library (`queries/*.sql`) with typed parameters; a query whose
-        tables are empty in this snapshot raises `QueryNotApplicableError` saying what is missing."""
+        """Run a named query of the library (`queries/*.sql`) with typed parameters.
+
+        A query whose tables are empty in this snapshot raises `QueryNotApplicableError` saying
+        what is missing; a result as long as the query's `limit` warns (`QueryLimitWarning`):
+        `query_total` counts the rows there are."""
         from queries import get_query
 
         q = get_query(name)
         bound = q.bind(**params)
         q.check_applicable(self.manifest.get("row_counts", {}))
-        return self._engine.sql(q.sql, bound)
+        df = self._engine.sql(q.sql, bound)
+        if q.has_param("limit") and bound["limit"] is not None and df.height >= bound["limit"]:
+            warnings.warn(QueryLimitWarning(f"{name}: {df.height:,} rows, its limit; more may match "
+                                            f"(query_total counts them; pass a larger limit)"), stacklevel=2)
+        return df
+
+    def query_total(self, name: str, **params: Any) -> int:
+        """The rows a named query gives without its `limit` (its other parameters as given)."""
+        from queries import get_query
+
+        q = get_query(name)
+        bound = q.bind(**params)
+        if q.has_param("limit"):
+            bound["limit"] = 2**62
+        return int(self._engine.sql(f"SELECT count(*) AS n FROM ({q.sql}) AS q", bound)["n"][0])
 
     # -- arrays ----------------------------------------------------------------------------------
     @cached_property

@@ -19,7 +19,7 @@ from warehouse.anatomy import TOP_LEVEL, anatomy
 from warehouse.schema import CT_RATE_LABELS
 
 from .generate import FILES, NO_FINDINGS
-from .tables import region_maps, size_mm
+from .tables import ct_rate_class, region_maps, size_mm
 
 SPLITS = ("train", "validation")
 
@@ -128,12 +128,25 @@ def _scope(split: str | None) -> tuple[str, ...]:
     return (split,) if split else SPLITS
 
 
+def _with_cases(g: pd.DataFrame, with_data: set[str]) -> pd.DataFrame:
+    """`g` (a `cases` column) with the denominator and each row's share of it."""
+    g["cases_with_data"] = len(with_data)
+    g["share"] = g["cases"] / len(with_data)
+    return g
+
+
+def _findings_data(d: Path, splits: tuple[str, ...]) -> set[str]:
+    """Cases read for findings: a presence row (the warehouse's findings) or a region report row with a
+    region (a sentence with a normal/abnormal flag; the whole-report row has none)."""
+    rr = read(d, "region_report", splits)
+    return set(rr.loc[rr["Anatomy"] != "", "Volumename"]) | set(read(d, "vqa_presence", splits)["Volumename"])
+
+
 def top_abnormalities(d: Path, top: int, split: str | None) -> pd.DataFrame:
     f = _present_terms(d, _scope(split))
     g = f.groupby("term")["Volumename"].nunique().rename("cases").reset_index()
     g = g.sort_values(["cases", "term"], ascending=[False, True]).head(top).reset_index(drop=True)
-    g["share"] = g["cases"] / _n_cases(d, _scope(split))
-    return g
+    return _with_cases(g, _findings_data(d, _scope(split)))
 
 
 def top_disorders(d: Path, top: int, split: str | None) -> pd.DataFrame:
@@ -143,8 +156,8 @@ def top_disorders(d: Path, top: int, split: str | None) -> pd.DataFrame:
     x = x[x["disorder"].str.lower() != NO_FINDINGS]
     g = x.groupby("disorder")["Volumename"].nunique().rename("cases").reset_index()
     g = g.sort_values(["cases", "disorder"], ascending=[False, True]).head(top).reset_index(drop=True)
-    g["share"] = g["cases"] / len(di)
-    return g
+    # disorder data: every case_disorders row ('no findings' included), and every case read for findings
+    return _with_cases(g, set(di["Volumename"]) | _findings_data(d, _scope(split)))
 
 
 _VQA_COLUMNS = {"abnormality": ("Abnormality", None), "location": ("Anatomy", "Abnormality"),
@@ -254,8 +267,20 @@ def cohort_by_label(d: Path, label: str, sex: str | None, min_age: int, max_age:
                          "sex": m["sex"], "age": m["age"]})
 
 
+def label_evidence(d: Path, case_id: str, label: str) -> pd.DataFrame:
+    """The case's finding mentions of the class's terms, present ones first (presence answers)."""
+    pr = read(d, "vqa_presence")
+    pr = pr[pr["Volumename"] == case_id]
+    f = pr.assign(raw=pr["Finding"].str.split(", ")).explode("raw")
+    f = f[f["raw"].str.strip().str.lower().map(ct_rate_class) == label]
+    status = np.where(f["Presence"] == "Yes.", "present", "absent")
+    out = pd.DataFrame({"case_id": f["Volumename"], "label": label, "status": status})
+    return out.sort_values("status", key=lambda s: s.map({"present": 0, "uncertain": 1, "absent": 2}),
+                           kind="stable").reset_index(drop=True)
+
+
 ANSWERS = {f.__name__: f for f in (
     sentences_mentioning, findings_by_status, cases_with_without, abnormality_frequency_by_region,
     sentences_normal_abnormal, top_abnormalities, top_disorders, vqa_by_type_region, finding_size_distribution,
     cases_region_volume, finding_cooccurrence, label_prevalence_by_sex_age, patients_in_two_splits,
-    case_sentences, cohort_by_label)}
+    case_sentences, cohort_by_label, label_evidence)}

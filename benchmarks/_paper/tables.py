@@ -24,7 +24,16 @@ import pyarrow as pa
 from warehouse import schema
 from warehouse.anatomy import anatomy
 
+from warehouse.terms import CLASS_TERMS, lookup_term
+
 from .generate import NO_FINDINGS, Release
+
+
+def ct_rate_class(phrase: str) -> str | None:
+    """The CT-RATE class a released finding phrase is evidence for (its vocabulary term's first class;
+    the benchmark's findings come from presence answers, with no sentence to check a place in)."""
+    term = lookup_term(phrase) or phrase
+    return next((label for label, terms in CLASS_TERMS.items() if term in terms), None)
 
 _NUM = re.compile(r"\d+(?:\.\d+)?")
 
@@ -104,7 +113,8 @@ def to_warehouse(rel: Release) -> dict[str, pa.Table]:
         "case_id": f["Volumename"], "region_id": pa.array(f["Anatomy"].map(ids), pa.int32()),
         "anatomy_path": f["Anatomy"], "term": f["term"], "raw_text": f["raw"], "status": f["status"],
         "size_mm": pa.array([size_mm(s) if isinstance(s, str) else None for s in f["Size"]], pa.float64()),
-        "size_text": f["Size"].where(f["Size"].notna(), None), "extractor": _const("radgenome-release", len(f))}))
+        "size_text": f["Size"].where(f["Size"].notna(), None), "ct_rate_label": f["term"].map(ct_rate_class),
+        "extractor": _const("radgenome-release", len(f))}))
 
     out["case_labels"] = _case_labels(rel)
     out["vqa"] = _vqa(rel, ids)

@@ -22,7 +22,6 @@ from ingest.structure.status import PRESENT
 from warehouse.schema import CT_RATE_LABELS
 from warehouse.terms import CLASS_TERMS
 
-
 _CORONARY = re.compile(r"\b(?:(?:left|right)\s+)?(?:anterior\s+descending\s+)?(?:coronary|lad|circumflex|rca|lcx)"
                        r"(?:\s+(?:arter(?:y|ies)|artery walls?|vascular structures|vessels?|system))?\b", re.IGNORECASE)
 _ARTERIAL = re.compile(r"\b(?:aort\w*|arter\w*|arch|vascular|vessels?|carotid|subclavian|brachiocephalic|"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from warehouse.api import QueryLimitWarning
 from warehouse.cli._output import FormatOpt, OutputOpt, open_warehouse, output_format, parse_params, write_frame
 
 
@@ -76,6 +78,13 @@ def register(app: typer.Typer) -> None:
         if warehouse is None:
             raise typer.BadParameter("--warehouse is required to run a query", param_hint="--warehouse")
         fmt = output_format(fmt, out)
-        with open_warehouse(warehouse, snapshot) as wh:
-            write_frame(wh.sql(q.sql, params), fmt, out)
-        sys.stdout.flush()
+        with open_warehouse(warehouse, snapshot) as wh, warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always", QueryLimitWarning)
+            df = wh.query(name, **params)
+            write_frame(df, fmt, out)
+            sys.stdout.flush()
+            if any(issubclass(n.category, QueryLimitWarning) for n in notes):  # cut by its limit: say so
+                total = wh.query_total(name, **params)
+                if total > df.height:
+                    typer.secho(f"note: {df.height:,} of {total:,} rows (the query's limit); "
+                                f"-p limit={total} gives them all", err=True, fg="yellow")

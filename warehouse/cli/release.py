@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -44,6 +45,10 @@ def register_ingest(ingest_app: typer.Typer) -> None:
         runner: Annotated[str, typer.Option(help="local, pool or ray.")] = "pool",
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file used.")] = False,
+        text_stages: Annotated[bool, typer.Option(
+            help="Read the imported text: findings (and is_abnormal) on the released region reports, the whole "
+                 "structuring of CT-RATE reports that have none, labels and disorders derived where the "
+                 "release gives none.")] = True,
     ) -> None:
         """Import a downloaded RadGenome-ChestCT (and CT-RATE) release; a re-run resumes."""
         if release is None and ct_rate is None:
@@ -56,7 +61,8 @@ def register_ingest(ingest_app: typer.Typer) -> None:
 
         if runner not in RUNNERS:
             raise typer.BadParameter(f"choose one of {', '.join(RUNNERS)}", param_hint="--runner")
-        source = RadGenomeSource(release, ct_rate)
+        source = RadGenomeSource(release, ct_rate, text_stages=text_stages,
+                                 workers=workers or max(1, min(os.cpu_count() or 1, 8)))
         print_inventory(source, verbose)
         run_build(source, warehouse, runner=runner, workers=workers, progress=progress)
 

@@ -132,9 +132,14 @@ def register(app: typer.Typer) -> None:
     def eval_labels(
         truth: LabelTruth,
         part: PartOpt = None, backend: BackendOpt = "rules", model: ModelOpt = None, base_url: UrlOpt = None,
+        via: Annotated[str, typer.Option(
+            help="labels: the labeller's 18 values; findings: a class is positive when a present finding is "
+                 "evidence for it (findings.ct_rate_label), as label_evidence shows.")] = "labels",
     ) -> None:
         """Per-class F1 of the 18 CT-RATE labels and their macro-F1."""
-        from ingest.structure.eval import eval_labels as run
+        from ingest.structure.eval import LABEL_PATHS, eval_labels as run
 
-        scores = run(truth, _backend(backend, model, base_url), part=part)
+        if via not in LABEL_PATHS:
+            raise typer.BadParameter(f"choose one of {', '.join(LABEL_PATHS)}", param_hint="--via")
+        scores = run(truth, _backend(backend, model, base_url), part=part, via=via)
         _print_scores(scores, "macro", "reports", "class")
