@@ -23,7 +23,6 @@ import pyarrow as pa
 
 from warehouse import schema
 from warehouse.anatomy import anatomy
-
 from warehouse.terms import CLASS_TERMS, lookup_term
 
 from .generate import NO_FINDINGS, Release

@@ -137,7 +137,8 @@ def register(app: typer.Typer) -> None:
                  "evidence for it (findings.ct_rate_label), as label_evidence shows.")] = "labels",
     ) -> None:
         """Per-class F1 of the 18 CT-RATE labels and their macro-F1."""
-        from ingest.structure.eval import LABEL_PATHS, eval_labels as run
+        from ingest.structure.eval import LABEL_PATHS
+        from ingest.structure.eval import eval_labels as run
 
         if via not in LABEL_PATHS:
             raise typer.BadParameter(f"choose one of {', '.join(LABEL_PATHS)}", param_hint="--via")
