@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sized
@@ -17,54 +16,15 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.ipc as ipc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ingest.build_outcome import BuildFailedError, BuildInterrupted, discard, failed, staged_rows
 from ingest.job import CaseJob, JobContext, Source, run_job
-from warehouse.errors import WarehouseError
 from warehouse.reference import reference_tables
 from warehouse.snapshot import SnapshotWriter, describe_inputs
 
 RUNNERS = ("local", "pool", "ray")
-
-
-ERRORS_SHOWN = 5  # ingest errors a failed build names
-
-
-class BuildFailedError(WarehouseError):
-    """A build that published nothing: its inputs yield no cases, or every case failed.
-
-    `errors` holds the first few `ingest_errors` rows (there is no snapshot to query them in).
-    """
-
-    exit_code = 1
-
-    def __init__(self, message: str, *, errors: list[dict] | None = None, error_count: int = 0,
-                 **context: str | None) -> None:
-        super().__init__(message, **context)
-        self.errors = list(errors or [])
-        self.error_count = error_count
-
-    @property
-    def details(self) -> list[str]:
-        """One line per error shown, then how many more there were."""
-        lines = [f"  {_error_line(e)}" for e in self.errors[:ERRORS_SHOWN]]
-        if self.error_count > len(lines):
-            lines.append(f"  ... and {self.error_count - len(lines)} more")
-        return lines
-
-
-class BuildInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or a kill) during a build: the finished cases are saved and a re-run resumes."""
-
-    exit_code = 130
-
-    def __init__(self, saved: int, staging: Path) -> None:
-        super().__init__(saved, staging)
-        self.saved, self.staging = saved, staging
-
-    def __str__(self) -> str:
-        return f"interrupted; run the same command again to resume ({self.saved} cases saved in {self.staging})"
+__all__ = ["RUNNERS", "BuildFailedError", "BuildInterrupted", "BuildSummary", "build", "iter_chunks"]
 
 
 @dataclass
@@ -193,10 +153,10 @@ def build(source: Source, root: Path | str, *, runner: str = "pool", workers: in
         raise BuildInterrupted(tally.saved + tally.skipped, writer.staging) from None
     except Exception:  # a bad option or input met before anything was saved leaves no trace
         if not any((writer.staging / "done").iterdir()):
-            _discard(writer, root_existed)
+            discard(writer, root_existed)
         raise
-    if not tally.usable and not _staged_rows(writer):
-        raise _failed(source, writer, tally, root_existed)
+    if not tally.usable and not staged_rows(writer):
+        raise failed(source, writer, tally.cases, root_existed)
     snap = writer.publish(replaced_cases=case_ids, source=source.name, tables=reference_tables(),
                           inputs=describe_inputs(source.inputs()), extra=extra_manifest)
     return BuildSummary(snapshot_id=snap.snapshot_id, root=snap.root, source=source.name, cases=tally.cases,
@@ -236,49 +196,6 @@ def _run_jobs(jobs: Iterable[CaseJob], writer: SnapshotWriter, ctx: JobContext, 
         writer.save_part(case_id, tables)
         tally.saved += 1
         advance()
-
-
-def _staged_rows(writer: SnapshotWriter) -> bool:
-    """Whether an earlier, interrupted run of this build saved rows beyond `ingest_errors`."""
-    parts, done = writer.staging / "parts", {p.name for p in (writer.staging / "done").iterdir()}
-    return any(p.stem in done for d in parts.iterdir() if d.name != "ingest_errors" for p in d.glob("*.arrow"))
-
-
-def _staged_errors(writer: SnapshotWriter) -> list[dict]:
-    d, done = writer.staging / "parts" / "ingest_errors", {p.name for p in (writer.staging / "done").iterdir()}
-    files = sorted(p for p in d.glob("*.arrow") if p.stem in done) if d.is_dir() else []
-    return [row for p in files for row in ipc.open_file(p).read_all().to_pylist()]
-
-
-def _failed(source: Source, writer: SnapshotWriter, tally: _Tally, root_existed: bool) -> BuildFailedError:
-    """The error of a build with nothing to publish; its staging (and a root it created) is removed."""
-    errors = _staged_errors(writer)
-    _discard(writer, root_existed)
-    n = len(errors)
-    if tally.cases == 0 and n == 0:
-        inputs = [str(p) for p in source.inputs()]
-        shown = ", ".join(inputs[:3]) + (f" and {len(inputs) - 3} more" if len(inputs) > 3 else "")
-        return BuildFailedError(f"nothing published: the inputs yield no cases ({shown or 'no input files'})",
-                                hint="check the input paths and what they hold")
-    what = f"every case failed ({tally.cases} cases" if tally.cases else "no case could be read (0 cases"
-    return BuildFailedError(f"nothing published: {what}, {n} ingest_errors)", errors=errors, error_count=n,
-                            hint="fix the inputs the errors name and run the same command again")
-
-
-def _discard(writer: SnapshotWriter, root_existed: bool) -> None:
-    """Remove a build's staging, and the folders above it that it created and left empty."""
-    shutil.rmtree(writer.staging, ignore_errors=True)
-    for folder in [writer.staging.parent] + ([] if root_existed else [writer.root]):
-        try:
-            folder.rmdir()  # only when empty: a warehouse's other builds and snapshots stay
-        except OSError:
-            break
-
-
-def _error_line(e: dict) -> str:
-    """An `ingest_errors` row as one line: stage, message, then case, file and location."""
-    where = ", ".join(str(e[k]) for k in ("case_id", "file", "location") if e.get(k))
-    return f"{e.get('stage') or 'error'}: {e.get('error')}" + (f" [{where}]" if where else "")
 
 
 def _error_stages(snap) -> dict[str, int]:

@@ -248,8 +248,8 @@ def test_vqa_terms_are_normalised_and_the_raw_text_kept(wh):
 
 
 def test_a_result_cut_by_its_limit_says_so(wh, real_warehouse, capsys):
-    from warehouse.api import QueryLimitWarning
     from warehouse.cli import main
+    from warehouse.errors import QueryLimitWarning
 
     with pytest.warns(QueryLimitWarning, match="its limit"):
         cut = wh.query("sentences_mentioning", term="nodule", limit=5)

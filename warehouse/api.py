@@ -13,11 +13,8 @@ import polars as pl
 import pyarrow as pa
 
 from warehouse.engine import Engine
+from warehouse.errors import QueryLimitWarning
 from warehouse.snapshot import Snapshot, list_snapshots, open_snapshot
-
-
-class QueryLimitWarning(UserWarning):
-    """A named query's result was cut by its `limit` parameter; the message says how many rows there are."""
 
 
 class Warehouse:

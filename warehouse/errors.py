@@ -71,3 +71,7 @@ class ArrayNotFoundError(WarehouseError, KeyError):
 
     def __str__(self) -> str:
         return WarehouseError.__str__(self)
+
+
+class QueryLimitWarning(UserWarning):
+    """A named query's result is as long as its `limit`: more rows may match (`Warehouse.query_total`)."""

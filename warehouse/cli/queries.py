@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from warehouse.api import QueryLimitWarning
 from warehouse.cli._output import FormatOpt, OutputOpt, open_warehouse, output_format, parse_params, write_frame
+from warehouse.errors import QueryLimitWarning
 
 
 def print_transpiled(sql: str, dialect: str) -> int:
