@@ -182,7 +182,7 @@ ANATOMY_CLOSURE = table(
 
 FINDING_TERMS = table(
     "One row per term of the findings vocabulary (warehouse/finding_terms.toml): what findings.term "
-    "and vqa.finding_term hold.",
+    "and vqa.terms hold.",
     col("term", STR, "The normalised term, lower case.", False),
     col("synonyms", LIST_STR, "Phrases in report text that the term stands for (plurals fold when matching)."),
     col("region", STR, "The region of the anatomy DAG a mention lies in when its sentence names none."),
