@@ -13,7 +13,7 @@ UV_VERSION := 0.13.9
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 PIP := -m pip install -q --disable-pip-version-check $(FIND_LINKS)
 
-.PHONY: demo test lint bench test-llm test-spark test-latest lock clean
+.PHONY: demo test test-long lint bench test-llm test-spark test-latest lock clean
 
 # Exactly the lock, hashes checked, nothing resolved at install time; then the project itself
 # (editable, no dependencies of its own: they are all in the lock, and so is setuptools).
@@ -29,6 +29,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+# The many-trial variants (concurrent builds, kills at random points); CI runs them after `make test`.
+test-long: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m long tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check warehouse ingest queries tests benchmarks lock
