@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:PySpark does 
 if os.environ.get("RADGENOME_SKIP_SPARK"):
     pytest.skip("RADGENOME_SKIP_SPARK is set", allow_module_level=True)
 if importlib.util.find_spec("pyspark") is None:
-    pytest.skip("pyspark is not installed: `make test-spark` installs it from lock/spark.txt and runs the Spark tier", allow_module_level=True)
+    pytest.skip("pyspark is not installed: `make test-spark` installs it from lock/spark.txt and runs the Spark tier",
+                allow_module_level=True)
 if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
     pytest.skip("no Java runtime (Spark needs Java 17)", allow_module_level=True)
 
