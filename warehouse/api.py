@@ -64,26 +64,32 @@ class Warehouse:
                 "inputs": len(m.get("inputs", [])), "base_snapshot": m.get("base_snapshot")}
 
     # -- SQL -------------------------------------------------------------------------------------
-    def sql(self, query: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
-        """Run read-only SQL over the snapshot's tables with bound `$name` parameters."""
-        return self._engine.sql(query, params)
+    def sql(self, query: str, params: Mapping[str, Any] | None = None, *,
+            timeout: float | None = None) -> pl.DataFrame:
+        """Run read-only SQL over the snapshot's tables with bound `$name` parameters.
 
-    def arrow(self, query: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        A query past its time limit raises `QueryTimeoutError`: `timeout` seconds (0: none), else
+        RADGENOME_QUERY_TIMEOUT's, 60 by default (`warehouse.engine` lists every limit)."""
+        return self._engine.sql(query, params, timeout=timeout)
+
+    def arrow(self, query: str, params: Mapping[str, Any] | None = None, *,
+              timeout: float | None = None) -> pa.Table:
         """Like `sql`, returning an Arrow table."""
-        return self._engine.arrow(query, params)
+        return self._engine.arrow(query, params, timeout=timeout)
 
-    def query(self, name: str, **params: Any) -> pl.DataFrame:
+    def query(self, name: str, *, timeout: float | None = None, **params: Any) -> pl.DataFrame:
         """Run a named query of the library (`queries/*.sql`) with typed parameters.
 
         A query whose tables are empty in this snapshot raises `QueryNotApplicableError` saying
         what is missing; a result as long as the query's `limit` warns (`QueryLimitWarning`):
-        `query_total` counts the rows there are."""
+        `query_total` counts the rows there are. `timeout` as for `sql` (no named query has a
+        parameter of that name)."""
         from queries import get_query
 
         q = get_query(name)
         bound = q.bind(**params)
         q.check_applicable(self.manifest.get("row_counts", {}))
-        df = self._engine.sql(q.sql, bound)
+        df = self._engine.sql(q.sql, bound, timeout=timeout)
         if q.has_param("limit") and bound["limit"] is not None and df.height >= bound["limit"]:
             warnings.warn(QueryLimitWarning(f"{name}: {df.height:,} rows, its limit; more may match "
                                             f"(query_total counts them; pass a larger limit)"), stacklevel=2)

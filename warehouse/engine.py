@@ -7,12 +7,19 @@ formatted into strings. Statements other than queries are refused before they ru
 Integer sums come back as 64-bit integers: DuckDB widens ``SUM`` of integers to 128 bits
 (HUGEINT), which Arrow and Polars can only hold as ``Decimal(38, 0)``; such a column is
 narrowed to Int64 when every value fits, and kept as it is otherwise.
+
+Limits on time, memory, spill space and SQL size: `warehouse.query_limits`.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
+import tempfile
 import threading
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -23,7 +30,16 @@ import sqlglot
 from sqlglot import exp
 
 from warehouse import schema
-from warehouse.errors import QueryRefusedError
+from warehouse.errors import QueryRefusedError, WarehouseError
+from warehouse.query_limits import (
+    Limits,
+    QueryInterrupted,
+    QueryMemoryError,
+    QueryTimeoutError,
+    Stop,
+    current_time_limit,
+    seconds_limit,
+)
 from warehouse.snapshot import TABLES_DIR, Snapshot, parquet_tables
 
 # Table functions that read files or the network; refused by name with a clear message
@@ -77,10 +93,11 @@ def _hugeint_columns(rel: duckdb.DuckDBPyRelation) -> list[int]:
 
 
 class Engine:
-    """A read-only DuckDB connection to a snapshot's tables, locked down for user SQL."""
+    """A read-only DuckDB connection to a snapshot's tables, locked down for user SQL, under `Limits`."""
 
-    def __init__(self, snapshot: Snapshot, *, threads: int | None = None) -> None:
+    def __init__(self, snapshot: Snapshot, *, threads: int | None = None, limits: Limits | None = None) -> None:
         self.snapshot = snapshot
+        self.limits = limits or Limits.from_env()
         self._lock = threading.Lock()
         con = duckdb.connect(":memory:")  # an instance of its own: its locked settings bind no other
         if snapshot.database_path is not None:  # the tables in DuckDB's format, attached read-only
@@ -91,6 +108,8 @@ class Engine:
             parquet_tables(con, snapshot.path / TABLES_DIR)
         if threads:
             con.execute(f"SET threads = {int(threads)}")
+        self._spill_dir = self._set_memory(con)
+        self._cleanup = weakref.finalize(self, _close, con, self._spill_dir)  # the connection and spill folder
         snap_dir = str(snapshot.path).replace("'", "''").rstrip("/") + "/"
         con.execute(f"SET allowed_directories = ['{snap_dir}']")
         con.execute("SET enable_external_access = false")
@@ -99,16 +118,37 @@ class Engine:
         con.execute("SET lock_configuration = true")
         self._con = con
 
+    def _set_memory(self, con: duckdb.DuckDBPyConnection) -> str | None:
+        """Set the memory limit and the spill folder (a private one, or none); returns the folder."""
+        try:
+            con.execute(f"SET memory_limit = '{self.limits.memory}'")  # values checked by Limits
+        except duckdb.Error as e:
+            raise WarehouseError(f"RADGENOME_QUERY_MEMORY={self.limits.memory!r}: {e}") from None
+        self.memory_limit = str(con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        if self.limits.spill == "0":
+            con.execute("SET temp_directory = ''")
+            return None
+        spill_dir = tempfile.mkdtemp(prefix="radgenome-duckdb-")
+        con.execute(f"SET temp_directory = '{spill_dir.replace(chr(39), chr(39) * 2)}'")
+        con.execute(f"SET max_temp_directory_size = '{self.limits.spill}'")
+        return spill_dir
+
     def relation(self, query: str, params: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
+        if self.limits.max_sql and len(query) > self.limits.max_sql:  # before a parser spends time and memory
+            raise QueryRefusedError(f"the SQL is {len(query):,} characters, over the limit of "
+                                    f"{self.limits.max_sql:,}", hint="bind long lists as a parameter "
+                                    "($ids) instead of writing them out, or raise RADGENOME_QUERY_MAX_SQL")
         check_read_only(query)
         try:
             return self._con.sql(query, params=dict(params) if params else None)
         except duckdb.PermissionException as e:
             raise QueryRefusedError(f"refused by the engine: {e}") from None
 
-    def sql(self, query: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
-        """Run a read-only query with bound parameters; the result as a Polars DataFrame."""
-        with self._lock:  # a DuckDB connection runs one statement at a time
+    def sql(self, query: str, params: Mapping[str, Any] | None = None, *,
+            timeout: float | None = None) -> pl.DataFrame:
+        """Run a read-only query with bound parameters; the result as a Polars DataFrame.
+        `timeout`: seconds (0: none) instead of `time_limit`'s or the engine's limit."""
+        with self._lock, self._limited(timeout):  # a DuckDB connection runs one statement at a time
             rel = self.relation(query, params)
             if rel is None:
                 return pl.DataFrame()
@@ -120,9 +160,10 @@ class Engine:
                     pass
             return df
 
-    def arrow(self, query: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+    def arrow(self, query: str, params: Mapping[str, Any] | None = None, *,
+              timeout: float | None = None) -> pa.Table:
         """Like `sql`, as an Arrow table."""
-        with self._lock:
+        with self._lock, self._limited(timeout):
             rel = self.relation(query, params)
             if rel is None:
                 return pa.table({})
@@ -134,5 +175,47 @@ class Engine:
                     pass
             return table
 
+    @contextmanager
+    def _limited(self, timeout: float | None) -> Iterator[None]:
+        """Run the block under the time limit and Ctrl-C (`_Stop`); turn interruptions and out-of-memory
+        into this module's errors."""
+        if timeout is None:
+            timeout = current_time_limit()
+        seconds = self.limits.timeout if timeout is None else seconds_limit(timeout, "timeout")
+        with Stop(self._con, seconds) as stop:
+            try:
+                yield
+            except duckdb.InterruptException:
+                if stop.reason != "timeout":  # Ctrl-C, or interrupted from elsewhere
+                    raise QueryInterrupted() from None
+                raise QueryTimeoutError(f"the query was stopped at its time limit of {seconds:g} s",
+                                        hint="raise it with --timeout SECONDS, timeout= in Python or "
+                                        "RADGENOME_QUERY_TIMEOUT (0: no limit)") from None
+            except duckdb.OutOfMemoryException as e:
+                raise QueryMemoryError(
+                    f"the query ran out of memory ({_first_line(e)})",
+                    hint=f"it may use {self.memory_limit} of memory (RADGENOME_QUERY_MEMORY) and "
+                         f"{self.limits.spill if self._spill_dir else 'no'} spill space on disk "
+                         "(RADGENOME_QUERY_SPILL): narrow the query (filter, aggregate, LIMIT) or raise them") from None
+            except RuntimeError as e:  # DuckDB's own answer to Ctrl-C
+                if str(e) != "Query interrupted":
+                    raise
+                raise QueryInterrupted() from None
+            except KeyboardInterrupt:  # Ctrl-C while Python ran: make sure DuckDB stops too
+                self._con.interrupt()
+                raise QueryInterrupted() from None
+
     def close(self) -> None:
-        self._con.close()
+        self._cleanup()
+
+
+def _first_line(e: BaseException) -> str:
+    """DuckDB's first line of an error, without its `Out of Memory Error: `-style prefix."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return re.sub(r"^[A-Z][A-Za-z ]{0,40} Error: ", "", first)
+
+
+def _close(con: duckdb.DuckDBPyConnection, spill_dir: str | None) -> None:
+    con.close()
+    if spill_dir:
+        shutil.rmtree(spill_dir, ignore_errors=True)

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from warehouse.cli._output import CTRL_C, interrupted
 from warehouse.errors import WarehouseError
 
 try:  # typer vendors click (0.2x); older typer raises click's own exceptions
@@ -48,10 +49,14 @@ _register()
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point. An error a user can cause prints as one line on stderr, `error: ...`, and
     exits with its code: 2 for a usage mistake (options, SQL, parameters, paths), 1 for failed work.
-    A traceback appears only with --debug (or RADGENOME_DEBUG=1), or for a bug."""
+    A traceback appears only with --debug (or RADGENOME_DEBUG=1), or for a bug. Ctrl-C prints one line,
+    `interrupted` (or what to do: a build says how to resume), and exits 130."""
     _debug["on"] = os.environ.get("RADGENOME_DEBUG", "").strip() not in ("", "0")
+    CTRL_C["said"] = False
     try:
         code = app(args=list(argv) if argv is not None else None, prog_name="radgenome", standalone_mode=False)
+    except KeyboardInterrupt:  # before a command ran (typer turns Ctrl-C inside one into exit 130)
+        code = 130
     except cx.NoArgsIsHelpError as e:  # a bare group: its help was the answer
         if e.message.strip():
             typer.echo(e.message, err=True)
@@ -64,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         typer.secho(f"error: {message}", err=True, fg="red")
         for line in details:
             typer.echo(line, err=True)
+        CTRL_C["said"] = True
+    if code == 130:
+        interrupted()  # one line, unless the command said it
     sys.exit(code if isinstance(code, int) else 0)
 
 

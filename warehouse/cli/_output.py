@@ -7,6 +7,8 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -43,6 +45,27 @@ FormatOpt = Annotated[Format | None, typer.Option(
     "--format", "-f", help="Output format (default: from -o's extension, else a table on the screen).")]
 OutputOpt = Annotated[Path | None, typer.Option(
     "-o", "--output", help="Write the whole result to a file: .csv, .parquet, .json, .jsonl, .arrow or .txt.")]
+TimeoutOpt = Annotated[float | None, typer.Option(
+    "--timeout", min=0, metavar="SECONDS",
+    help="Stop the query after SECONDS (0: no limit; default 60, or RADGENOME_QUERY_TIMEOUT).")]
+CTRL_C = {"said": False}  # whether the running command has said why Ctrl-C stopped it
+
+
+@contextmanager
+def query_run(timeout: float | None) -> Iterator[None]:
+    """A command's queries under --timeout (Ctrl-C stops them: `warehouse.cli.main` says so, exit 130)."""
+    from warehouse.query_limits import time_limit
+
+    with time_limit(timeout):
+        yield
+
+
+def interrupted(message: str = "interrupted") -> typer.Exit:
+    """Say why Ctrl-C stopped the command, one line on stderr (once), and return the exit to raise: 130."""
+    if not CTRL_C["said"]:
+        typer.secho(message, err=True, fg="yellow")
+        CTRL_C["said"] = True
+    return typer.Exit(130)
 
 
 def parse_params(items: list[str] | None) -> dict[str, str]:
@@ -155,8 +178,7 @@ def run_build(source: Source, root: Path, **options: Any) -> BuildSummary:
     try:
         summary = build(source, root, **options)
     except BuildInterrupted as e:
-        typer.secho(str(e), err=True, fg="yellow")
-        raise typer.Exit(e.exit_code) from None
+        raise interrupted(str(e)) from None
     typer.echo(str(summary))
     if summary.errors:
         sql = f"SELECT stage, file, location, error FROM ingest_errors WHERE source = '{summary.source}'"

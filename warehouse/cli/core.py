@@ -12,11 +12,13 @@ from warehouse.cli._output import (
     Format,
     FormatOpt,
     OutputOpt,
+    TimeoutOpt,
     WarehouseOpt,
     find_snapshot,
     open_warehouse,
     output_format,
     parse_params,
+    query_run,
     run_build,
     staged_text,
     write_frame,
@@ -73,6 +75,7 @@ def register(app: typer.Typer) -> None:
         dialect: Annotated[str | None, typer.Option(
             help="Print the query transpiled to spark or trino instead of running it.")] = None,
         snapshot: Annotated[str | None, typer.Option(help="Snapshot id (default: latest).")] = None,
+        timeout: TimeoutOpt = None,
     ) -> None:
         """Run SQL over a warehouse (tables: cases, reports, sentences, findings, case_labels, vqa,
         region_stats, anatomy, anatomy_closure, ingest_errors)."""
@@ -83,7 +86,7 @@ def register(app: typer.Typer) -> None:
         if warehouse is None:
             raise typer.BadParameter("--warehouse is required to run a query", param_hint="--warehouse")
         fmt, params = output_format(fmt, out), parse_params(param)  # option mistakes first, before any work
-        with open_warehouse(warehouse, snapshot) as wh:
+        with query_run(timeout), open_warehouse(warehouse, snapshot) as wh:
             write_frame(wh.sql(query, params), fmt, out)
 
     @app.command()

@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from warehouse.cli._output import FormatOpt, OutputOpt, open_warehouse, output_format, parse_params, write_frame
+from warehouse.cli._output import (
+    FormatOpt,
+    OutputOpt,
+    TimeoutOpt,
+    open_warehouse,
+    output_format,
+    parse_params,
+    query_run,
+    write_frame,
+)
 from warehouse.errors import QueryLimitWarning
 
 
@@ -59,6 +68,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = None,
         out: OutputOpt = None,
         snapshot: Annotated[str | None, typer.Option(help="Snapshot id (default: latest).")] = None,
+        timeout: TimeoutOpt = None,
     ) -> None:
         """Run a named query of the library with typed parameters (--list shows them)."""
         from queries import get_query
@@ -78,7 +88,8 @@ def register(app: typer.Typer) -> None:
         if warehouse is None:
             raise typer.BadParameter("--warehouse is required to run a query", param_hint="--warehouse")
         fmt = output_format(fmt, out)
-        with open_warehouse(warehouse, snapshot) as wh, warnings.catch_warnings(record=True) as notes:
+        with query_run(timeout), open_warehouse(warehouse, snapshot) as wh, \
+                warnings.catch_warnings(record=True) as notes:
             warnings.simplefilter("always", QueryLimitWarning)
             df = wh.query(name, **params)
             write_frame(df, fmt, out)
