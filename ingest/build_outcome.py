@@ -8,7 +8,6 @@ finished cases staying staged so the same command resumes.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pyarrow.ipc as ipc
@@ -84,13 +83,13 @@ def failed(source: Source, writer: SnapshotWriter, cases: int, root_existed: boo
 
 
 def discard(writer: SnapshotWriter, root_existed: bool) -> None:
-    """Remove a build's staging, and the folders above it that it created and left empty."""
-    shutil.rmtree(writer.staging, ignore_errors=True)
-    for folder in [writer.staging.parent] + ([] if root_existed else [writer.root]):
+    """Remove a build's staging (and staging/ when left empty), and a root it created and left empty."""
+    writer.discard()
+    if not root_existed:
         try:
-            folder.rmdir()  # only when empty: a warehouse's other builds and snapshots stay
+            writer.root.rmdir()  # only when empty: a warehouse's other builds and snapshots stay
         except OSError:
-            break
+            pass
 
 
 def _error_line(e: dict) -> str:

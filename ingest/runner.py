@@ -2,13 +2,17 @@
 
 The runner finishes what is pending, then returns a `BuildSummary`. Finished cases are
 saved as they complete, so a killed build, re-run, skips them and publishes the same
-snapshot an uninterrupted run would have.
+snapshot an uninterrupted run would have. Publishing follows the root's commit contract
+(`warehouse.commit`): builds into one root at once each publish on top of the others, a
+second build of the same inputs waits for the first, and a build whose tables equal the
+latest snapshot's publishes nothing (`BuildSummary.outcome`).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sized
@@ -20,11 +24,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ingest.build_outcome import BuildFailedError, BuildInterrupted, discard, failed, staged_rows
 from ingest.job import CaseJob, JobContext, Source, run_job
+from warehouse.commit import CommitConflictError
 from warehouse.reference import reference_tables
 from warehouse.snapshot import SnapshotWriter, describe_inputs
 
 RUNNERS = ("local", "pool", "ray")
-__all__ = ["RUNNERS", "BuildFailedError", "BuildInterrupted", "BuildSummary", "build", "iter_chunks"]
+__all__ = ["RUNNERS", "BuildFailedError", "BuildInterrupted", "BuildSummary", "CommitConflictError", "build",
+           "iter_chunks"]
 
 
 @dataclass
@@ -41,6 +47,8 @@ class BuildSummary:
     seconds: float
     row_counts: dict[str, int] = field(default_factory=dict)
     errors_by_stage: dict[str, int] = field(default_factory=dict)
+    outcome: str = "published"  # or "identical" (nothing new: snapshot_id is the latest, equal one)
+    # or "recovered" (an earlier run was killed just after publishing snapshot_id; only cleaned up)
 
     @property
     def errors(self) -> int:
@@ -50,8 +58,11 @@ class BuildSummary:
     def __str__(self) -> str:
         errs = ", ".join(f"{k}: {v}" for k, v in sorted(self.errors_by_stage.items()))
         rows = ", ".join(f"{k} {v:,}" for k, v in self.row_counts.items() if v)
+        note = {"identical": f"; identical to {self.snapshot_id}: nothing new published",
+                "recovered": f"; {self.snapshot_id} was published by the interrupted run: cleaned up"}
         return (f"snapshot {self.snapshot_id} in {self.root} ({self.source}): {self.cases} cases, "
-                f"{self.built} built, {self.skipped} resumed, {self.failed} failed in {self.seconds:.1f}s\n"
+                f"{self.built} built, {self.skipped} resumed, {self.failed} failed in {self.seconds:.1f}s"
+                f"{note.get(self.outcome, '')}\n"
                 f"  rows: {rows}\n  ingest_errors: {self.errors:,}" + (f" ({errs})" if errs else ""))
 
 
@@ -119,13 +130,34 @@ def build(source: Source, root: Path | str, *, runner: str = "pool", workers: in
     """Build (or resume) a snapshot of `source` under warehouse `root` and publish it.
 
     Raises `BuildFailedError` and publishes nothing when the inputs yield no cases or every
-    case failed (the staging is discarded, so a re-run starts afresh), and `BuildInterrupted`
-    on Ctrl-C (the finished cases stay staged: a re-run resumes).
+    case failed (the staging is discarded, so a re-run starts afresh), `BuildInterrupted`
+    on Ctrl-C (the finished cases stay staged: a re-run resumes), and `CommitConflictError`
+    when other builds kept publishing first (staged too). Waits while another process
+    builds the same inputs into `root`.
     """
     t0 = time.perf_counter()
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
     root_existed = Path(root).expanduser().exists()
-    writer = SnapshotWriter(root, source.build_key())
+    writer = SnapshotWriter(root, source.build_key(), on_wait=_say if progress else None)
+    try:
+        tally, case_ids = _stage(source, writer, root_existed, runner, workers, progress, ray_address)
+        snap = writer.publish(replaced_cases=case_ids, source=source.name, tables=reference_tables(),
+                              inputs=describe_inputs(source.inputs()), extra=extra_manifest)
+    finally:
+        writer.close()  # the staging's lock: released whatever happened
+    return BuildSummary(snapshot_id=snap.snapshot_id, root=snap.root, source=source.name, cases=tally.cases,
+                        built=tally.saved, skipped=tally.skipped, failed=tally.failed,
+                        seconds=time.perf_counter() - t0, row_counts=snap.manifest["row_counts"],
+                        errors_by_stage=_error_stages(snap), outcome=writer.outcome or "published")
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _stage(source: Source, writer: SnapshotWriter, root_existed: bool, runner: str, workers: int,
+           progress: bool, ray_address: str | None) -> tuple[_Tally, set[str]]:
+    """Save every case's rows in the writer's staging; returns the tally and the case ids met."""
     ctx = JobContext(arrays_path=writer.arrays_path, source=source.name)
     case_ids: set[str] = set()
     tally = _Tally()
@@ -157,12 +189,7 @@ def build(source: Source, root: Path | str, *, runner: str = "pool", workers: in
         raise
     if not tally.usable and not staged_rows(writer):
         raise failed(source, writer, tally.cases, root_existed)
-    snap = writer.publish(replaced_cases=case_ids, source=source.name, tables=reference_tables(),
-                          inputs=describe_inputs(source.inputs()), extra=extra_manifest)
-    return BuildSummary(snapshot_id=snap.snapshot_id, root=snap.root, source=source.name, cases=tally.cases,
-                        built=tally.saved, skipped=tally.skipped, failed=tally.failed,
-                        seconds=time.perf_counter() - t0, row_counts=snap.manifest["row_counts"],
-                        errors_by_stage=_error_stages(snap))
+    return tally, case_ids
 
 
 def _expected_total(source: Source, jobs: Iterable[CaseJob], tally: _Tally) -> int | None:

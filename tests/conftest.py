@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -12,6 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RADGENOME_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Process pools and build workers start from the forkserver: import the heavy modules there once, not
+# in every worker (TensorStore is left out: a process forked after it started its threads must not use it).
+multiprocessing.set_forkserver_preload(["duckdb", "pandas", "ingest.runner", "warehouse.api"])
 
 
 @pytest.fixture(scope="session")

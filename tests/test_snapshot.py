@@ -42,6 +42,7 @@ def test_resume_skips_finished_cases_and_matches_uninterrupted(tmp_path):
 
     for job in list(src.jobs())[:2]:
         w.save_part(*run_job(job, JobContext(w.arrays_path, src.name)))
+    w.close()  # what a kill does: the staging's lock goes, its parts stay
     assert list_snapshots(tmp_path / "r") == []
     s = build(src, tmp_path / "r", runner="local", progress=False)
     assert s.skipped == 2 and s.built == 2

@@ -1,4 +1,4 @@
-"""Immutable snapshots: staged, published with one atomic rename, never half-written.
+"""Immutable snapshots: staged, published with one atomic claim, never half-written.
 
 Layout of a warehouse root::
 
@@ -7,13 +7,18 @@ Layout of a warehouse root::
         tables/<table>.parquet   every table of `warehouse.schema` (the interchange copy)
         tables.duckdb            the same rows in DuckDB's own format (what the engine queries)
         arrays.zarr/             CT volumes and label layers (see `warehouse.arrays`)
-        manifest.json            inputs (paths, sizes, hashes), versions, row counts
-      staging/<build key>/       a build in progress; a re-run with the same key resumes it
-      warehouse.duckdb           views over the latest snapshot, for the plain duckdb shell
+        manifest.json            inputs (paths, sizes, hashes), versions, row counts: deterministic
+        commit.json              what varies between identical builds: when it was made, claims tried
+      staging/<build key>/       a build in progress (locked while it runs); the same command resumes it
+        parts/, done/            per-case rows and their done markers
+        arrays.zarr/             the arrays of the cases this build made
+        commit/                  the next snapshot, assembled on its base before the claim
+      warehouse.duckdb           views over the latest snapshot, for the plain duckdb shell (derived)
 
 Snapshot ids are ``NNNNN-<hash>``: a sequence number (the newest is the largest) and
 a hash of the tables' content. Readers hold a path to their snapshot's folder, so a
-publish never changes what an open reader sees.
+publish never changes what an open reader sees. How a build claims the next id, rebases,
+and how derived files are repaired: `warehouse.commit`.
 """
 
 from __future__ import annotations
@@ -24,23 +29,24 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from warehouse import schema
+from warehouse import commit, schema
+from warehouse.commit import CommitConflictError, StagedBuild, list_snapshots, list_staged
 from warehouse.errors import NotAWarehouseError, SnapshotNotFoundError
 
+__all__ = ["CommitConflictError", "Snapshot", "SnapshotWriter", "StagedBuild", "list_snapshots", "list_staged",
+           "open_snapshot"]
 FORMAT_VERSION = 1
-SNAPSHOTS, STAGING, TABLES_DIR, ARRAYS_DIR, MANIFEST = "snapshots", "staging", "tables", "arrays.zarr", "manifest.json"
-DATABASE = "tables.duckdb"
-_ID_RE = re.compile(r"^(\d{5})-[0-9a-f]{8}$")
+TABLES_DIR, ARRAYS_DIR, DATABASE = "tables", "arrays.zarr", "tables.duckdb"
 _HASH_FULL_LIMIT = 1 << 30  # files above 1 GiB are hashed over their first 64 MiB and their size
 
 
@@ -68,65 +74,29 @@ class Snapshot:
         return path if path.is_file() else None
 
 
-def list_snapshots(root: Path | str) -> list[str]:
-    """Published snapshot ids, oldest first."""
-    d = Path(root) / SNAPSHOTS
-    if not d.is_dir():
-        return []
-    return sorted(p.name for p in d.iterdir() if _ID_RE.match(p.name) and (p / MANIFEST).is_file())
-
-
 def open_snapshot(root: Path | str, snapshot_id: str | None = None) -> Snapshot:
-    """The latest published snapshot of a warehouse root, or the one named."""
+    """The latest published snapshot of a warehouse root, or the one named. Repairs
+    ``ROOT/warehouse.duckdb`` on the way when it does not show the latest (`commit.ensure_views`)."""
     root = Path(root).expanduser().resolve()
     ids = list_snapshots(root)
     if not ids:
         raise NotAWarehouseError(
-            f"{root} is not a warehouse (no published snapshot in {root / SNAPSHOTS})",
+            f"{root} is not a warehouse (no published snapshot in {root / commit.SNAPSHOTS})",
             hint="build one with `radgenome demo ROOT` or `radgenome ingest ...`")
     sid = snapshot_id or ids[-1]
     if sid not in ids:
         raise SnapshotNotFoundError(f"no snapshot {sid!r} in {root}", hint=f"known: {', '.join(ids)}")
-    path = root / SNAPSHOTS / sid
-    manifest = json.loads((path / MANIFEST).read_text())
-    return Snapshot(root=root, snapshot_id=sid, path=path, manifest=manifest)
+    commit.ensure_views(root, ids[-1])
+    return read_snapshot(root, sid)
 
 
-@dataclass(frozen=True)
-class StagedBuild:
-    """An unfinished build under ``ROOT/staging/``: re-running its command resumes and publishes it."""
-
-    build_key: str
-    path: Path
-    cases: int  # cases saved so far (per-case parts, and the case rows of saved bulk parts)
-    modified: float  # when a part was last saved (seconds since the epoch)
-
-
-def list_staged(root: Path | str) -> list[StagedBuild]:
-    """Builds staged under `root`, with parts saved and not yet published; most recently written first.
-
-    Bulk parts (ids ``bulk:...``, written by `ingest.runner`) count by the `cases` rows they hold.
-    """
-    d = Path(root).expanduser().resolve() / STAGING
-    out = []
-    for path in sorted(d.iterdir()) if d.is_dir() else []:
-        done = path / "done"
-        if not done.is_dir() or next(done.iterdir(), None) is None:
-            continue
-        cases = 0
-        for marker in done.iterdir():
-            if marker.suffix == ".partial":
-                continue
-            try:
-                part_id = json.loads(marker.read_text())["case_id"]
-            except (OSError, ValueError, KeyError):
-                continue
-            if not part_id.startswith("bulk:"):
-                cases += 1
-            elif (rows := path / "parts" / "cases" / f"{marker.name}.arrow").is_file():
-                cases += ipc.open_file(rows).read_all().num_rows
-        out.append(StagedBuild(path.name, path, cases, done.stat().st_mtime))
-    return sorted(out, key=lambda b: b.modified, reverse=True)
+def read_snapshot(root: Path, snapshot_id: str) -> Snapshot:
+    """A published snapshot; its `manifest` is manifest.json plus commit.json (``created``)."""
+    path = root / commit.SNAPSHOTS / snapshot_id
+    manifest = json.loads((path / commit.MANIFEST).read_text())
+    if (path / commit.COMMIT).is_file():
+        manifest = {**manifest, **json.loads((path / commit.COMMIT).read_text())}
+    return Snapshot(root=root, snapshot_id=snapshot_id, path=path, manifest=manifest)
 
 
 # -- hashing ------------------------------------------------------------------------------------
@@ -176,29 +146,42 @@ def sort_table(name: str, table: pa.Table) -> pa.Table:
 
 
 class SnapshotWriter:
-    """Stages one build and publishes it as a new snapshot.
+    """Stages one build and publishes it as the next snapshot (the contract: `warehouse.commit`).
 
     Per-case results are saved as they finish (Arrow IPC parts plus a done marker), so a
-    killed build, re-run with the same `build_key`, skips finished cases. Rows of cases
-    this build does not touch are carried over from the base snapshot, and their arrays
-    are hard-linked, so a snapshot is always complete on its own.
+    killed build, re-run with the same `build_key`, skips finished cases; the staging folder
+    is locked while a writer holds it, so a second build of the same key waits (`on_wait` is
+    told once). Rows of cases this build does not touch are carried over from the base (the
+    latest snapshot when the build starts, or when it rebases), and their arrays are
+    hard-linked, so a snapshot is always complete on its own. `base=False` carries nothing.
+    After `publish`, `outcome` says what happened: ``published``; ``identical`` (the content
+    equals the latest snapshot's, which is returned and nothing is published); ``recovered``
+    (an earlier run of this build was killed just after publishing it: only cleaned up).
     """
 
-    def __init__(self, root: Path | str, build_key: str, *, base: Snapshot | None | bool = True) -> None:
+    def __init__(self, root: Path | str, build_key: str, *, base: Snapshot | None | bool = True,
+                 on_wait: Callable[[str], None] | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
         self.build_key = build_key
-        self.staging = self.root / STAGING / build_key
-        self.snap_dir = self.staging / "snapshot"
-        (self.snap_dir / TABLES_DIR).mkdir(parents=True, exist_ok=True)
+        self.staging = self.root / commit.STAGING / build_key
+        self.commit_dir = self.staging / "commit"
+        self._lock: IO | None = commit.lock_staging(self.staging, on_wait)
+        commit.sweep_trash(self.staging.parent)
         (self.staging / "parts").mkdir(exist_ok=True)
         (self.staging / "done").mkdir(exist_ok=True)
-        if base is True:
-            base = open_snapshot(self.root) if list_snapshots(self.root) else None
-        self.base: Snapshot | None = base or None
+        legacy = self.staging / "snapshot" / ARRAYS_DIR  # staged before the commit contract
+        if legacy.is_dir() and not self.arrays_path.exists():
+            os.rename(legacy, self.arrays_path)
+        self._carry = base is True or isinstance(base, Snapshot)
+        latest = commit.latest_id(self.root)
+        self.base: Snapshot | None = base if isinstance(base, Snapshot) else \
+            read_snapshot(self.root, latest) if base is True and latest else None
+        self.base_id = self.base.snapshot_id if self.base else latest  # what the claim expects as latest
+        self.outcome: str | None = None
 
     @property
     def arrays_path(self) -> Path:
-        return self.snap_dir / ARRAYS_DIR
+        return self.staging / ARRAYS_DIR
 
     # per-case parts
     def is_done(self, case_id: str) -> bool:
@@ -234,72 +217,90 @@ class SnapshotWriter:
     # publishing
     def publish(self, *, replaced_cases: Iterable[str], source: str, tables: Mapping[str, pa.Table] | None = None,
                 inputs: list[dict] | None = None, extra: Mapping | None = None) -> Snapshot:
-        """Write every table, the manifest, and publish with one rename. Returns the new snapshot.
+        """Assemble the next snapshot on the latest one and claim it; returns the snapshot (see `outcome`).
 
         `replaced_cases`: case ids this build (re)built; the base snapshot's rows for them are
         dropped, every other row is carried over. `tables`: whole tables that replace the
-        base's outright (e.g. the anatomy tables).
+        base's outright (e.g. the anatomy tables). Raises `CommitConflictError` when other
+        builds won every claim it tried (its staging is kept: the same command resumes).
+        The writer's lock is released either way.
         """
-        replaced = pa.array(sorted(set(replaced_cases)), pa.string())
-        given = dict(tables or {})
-        counts, digest = {}, hashlib.sha256()
+        self._request = {"replaced": pa.array(sorted(set(replaced_cases)), pa.string()), "source": source,
+                         "tables": dict(tables or {}), "inputs": inputs or [], "extra": dict(extra or {})}
+        try:
+            sid, self.outcome = commit.publish(self)
+            commit.ensure_views(self.root)
+            commit.kill_point("views")
+            self.discard()
+            return read_snapshot(self.root, sid)
+        finally:
+            self.close()
+
+    def rebase(self, latest: str | None) -> None:
+        """Build on `latest` (a build may have published since this one started), and start the next
+        snapshot's folder afresh."""
+        if latest != self.base_id:
+            self.base_id = latest
+            if self._carry:
+                self.base = read_snapshot(self.root, latest) if latest else None
+        shutil.rmtree(self.commit_dir, ignore_errors=True)
+        (self.commit_dir / TABLES_DIR).mkdir(parents=True)
+
+    def stage_tables(self) -> str:
+        """The next snapshot's Parquet tables (the base's rows not replaced, plus this build's); returns
+        their content hash."""
+        r, self._counts = self._request, {}
         for name in schema.TABLES:
-            if name in given:
-                t = schema.to_table(name, given[name])
+            if name in r["tables"]:
+                t = schema.to_table(name, r["tables"][name])
             else:
                 t = self._parts(name)
-                if self.base is not None and self.base.table_path(name).exists():
+                if self._carry and self.base is not None and self.base.table_path(name).exists():
                     old = pq.read_table(self.base.table_path(name), schema=schema.TABLES[name])
                     if name == "ingest_errors":
-                        old = old.filter(pc.invert(pc.equal(old["source"], source)))
+                        old = old.filter(pc.invert(pc.equal(old["source"], r["source"])))
                     elif "case_id" in old.column_names:
-                        old = old.filter(pc.invert(pc.is_in(old["case_id"], value_set=replaced)))
+                        old = old.filter(pc.invert(pc.is_in(old["case_id"], value_set=r["replaced"])))
                     t = pa.concat_tables([old, t])
             t = sort_table(name, t)
-            path = self.snap_dir / TABLES_DIR / f"{name}.parquet"
-            write_parquet(t, path)
-            counts[name] = t.num_rows
-            digest.update(name.encode() + path.read_bytes())
-        write_database(self.snap_dir)
-        self._carry_arrays(set(replaced.to_pylist()))
+            write_parquet(t, self.commit_dir / TABLES_DIR / f"{name}.parquet")
+            self._counts[name] = t.num_rows
+        return commit.content_digest(self.commit_dir / TABLES_DIR, schema.TABLES)
 
-        seq = int(list_snapshots(self.root)[-1][:5]) + 1 if list_snapshots(self.root) else 1
+    def stage_snapshot(self, snapshot_id: str, content_hash: str, attempt: int) -> Path:
+        """Complete the next snapshot's folder (tables.duckdb, arrays, manifest) and return it.
+
+        manifest.json holds the same bytes for the same inputs on the same base; what varies
+        between identical builds (the time, the claims tried) goes to commit.json."""
+        write_database(self.commit_dir)
+        self._assemble_arrays(set(self._request["replaced"].to_pylist()))
         manifest = {
             "format_version": FORMAT_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "source": source,
-            "base_snapshot": self.base.snapshot_id if self.base else None,
-            "row_counts": counts,
-            "inputs": inputs or [],
+            "snapshot_id": snapshot_id,
+            "base_snapshot": self.base_id,
+            "build_key": self.build_key,
+            "source": self._request["source"],
+            "content_sha256": content_hash,
+            "row_counts": self._counts,
+            "inputs": self._request["inputs"],
             "versions": _versions(),
-            **(dict(extra) if extra else {}),
+            **self._request["extra"],
         }
-        while True:  # another build may publish between our listing and our rename
-            sid = f"{seq:05d}-{digest.hexdigest()[:8]}"
-            manifest["snapshot_id"] = sid
-            (self.snap_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            target = self.root / SNAPSHOTS / sid
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(self.snap_dir, target)  # the one atomic step
-                break
-            except OSError:
-                if not target.exists():
-                    raise
-                seq += 1
-        shutil.rmtree(self.staging, ignore_errors=True)
-        snap = open_snapshot(self.root, sid)
-        _write_duckdb_views(snap)
-        return snap
+        (self.commit_dir / commit.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        volatile = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "attempts": attempt}
+        (self.commit_dir / commit.COMMIT).write_text(json.dumps(volatile, indent=2, sort_keys=True))
+        return self.commit_dir
 
-    def _carry_arrays(self, replaced: set[str]) -> None:
-        """Hard-link the base snapshot's case groups that this build did not rebuild."""
-        if self.base is None or not self.base.arrays_path.is_dir():
+    def _assemble_arrays(self, replaced: set[str]) -> None:
+        """The next snapshot's arrays: this build's, then the base's case groups it did not rebuild
+        (hard links both, so the staged files stay and a rebase can assemble again)."""
+        dst_root = self.commit_dir / ARRAYS_DIR
+        if self.arrays_path.is_dir():
+            _link_tree(self.arrays_path, dst_root)
+        if not self._carry or self.base is None or not self.base.arrays_path.is_dir():
             return
-        dst_root = self.arrays_path
         dst_root.mkdir(parents=True, exist_ok=True)
-        src_root = self.base.arrays_path
-        for src in src_root.iterdir():
+        for src in self.base.arrays_path.iterdir():
             dst = dst_root / src.name
             if src.is_dir():
                 attrs = src / "zarr.json"
@@ -311,12 +312,31 @@ class SnapshotWriter:
             elif not dst.exists():
                 shutil.copy2(src, dst)
 
+    def discard(self) -> None:
+        """Remove this build's staging and release its lock (published, or nothing to publish)."""
+        commit.release_staging(self.staging, self._lock, remove=True)
+        self._lock = None
+
+    def close(self) -> None:
+        """Release the staging's lock, keeping what is staged (a re-run resumes it)."""
+        if getattr(self, "_lock", None) is not None:
+            commit.release_staging(self.staging, self._lock, remove=False)
+            self._lock = None
+
+    def __del__(self) -> None:  # a writer dropped without `close`: its lock goes with it
+        try:
+            self.close()
+        except Exception:
+            pass
+
 
 def _link_tree(src: Path, dst: Path) -> None:
     for dirpath, _, files in os.walk(src):
         out = dst / Path(dirpath).relative_to(src)
         out.mkdir(parents=True, exist_ok=True)
         for f in files:
+            if f.endswith(".partial"):  # a write cut short by a kill
+                continue
             try:
                 os.link(Path(dirpath) / f, out / f)
             except OSError:  # another file system: copy instead
@@ -368,20 +388,3 @@ def parquet_tables(con: Any, tables_dir: Path, *, load: bool = False) -> None:
         order = "" if schema.cluster_key(name) == schema.sort_key(name) else \
             " ORDER BY " + ", ".join(schema.cluster_key(name))  # Parquet is in sort_key order already
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{path}'){order}")
-
-
-def _write_duckdb_views(snap: Snapshot) -> None:
-    """ROOT/warehouse.duckdb with views over the latest snapshot (replaced atomically)."""
-    import duckdb
-
-    final = snap.root / "warehouse.duckdb"
-    tmp = snap.root / f".warehouse.duckdb.{os.getpid()}.partial"
-    tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
-    try:
-        parquet_tables(con, snap.path / TABLES_DIR)
-        con.execute("CREATE TABLE snapshot_info AS SELECT ? AS snapshot_id, ? AS path",
-                    [snap.snapshot_id, str(snap.path)])
-    finally:
-        con.close()
-    os.replace(tmp, final)
