@@ -16,6 +16,13 @@ convention:
   DICOM ``RescaleSlope/RescaleIntercept`` per slice), rounded to int16. Values below
   -1024 HU (padding outside the scanner's field of view, -2048 or -3024) are set to
   -1024, air.
+
+What is refused (`IngestError`, naming the file) rather than stored changed: a volume
+that is not 3-D, or has an axis of 0 or `SHAPE_MAX` voxels or more; an affine that is not
+finite, is singular, or has a voxel spacing outside 0 < s < `SPACING_MAX_MM`; NaN or
+infinite voxels; values outside `HU_RANGE` after the rescale (a wrong slope or intercept:
+they would be clipped); a volume of one value, or with no air (raw stored values).
+Masks are binarised one way for every source (`binary_mask`).
 """
 
 from __future__ import annotations
@@ -31,6 +38,12 @@ from warehouse.errors import IngestError
 
 STORED_AXCODES: tuple[str, str, str] = ("L", "P", "S")
 HU_FLOOR = -1024
+# Possible values after the rescale: padding reaches int16's -32,768 stored plus a -1,024 intercept;
+# int16 (the store) tops out at 32,767, above dense metal on extended-scale scanners. Outside: a wrong rescale.
+HU_RANGE = (-33_792.0, 32_767.0)
+SHAPE_MAX = 10_000  # voxels along an axis: a CT has fewer than this
+SPACING_MAX_MM = 50.0  # a voxel of a CT is above 0 and below this along each axis
+MASK_TOLERANCE = 1e-3  # float mask values this close to 0 or 1 count as 0 or 1
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
@@ -91,29 +104,104 @@ def to_hu_int16(values: np.ndarray) -> np.ndarray:
 
 def check_hu(hu: np.ndarray, path: str) -> None:
     """Refuse volumes whose values are clearly not HU (raw stored values without their rescale)."""
-    if hu.size == 0 or hu.ndim != 3:
-        raise IngestError(f"expected a 3-D volume, got shape {hu.shape}", file=path, stage="read")
+    check_shape(hu.shape, path)
     if int(hu.min()) >= 0:
         raise IngestError(
             f"values range {int(hu.min())}..{int(hu.max())} contain no air: they look like raw stored values, "
             "not Hounsfield units", file=path, stage="read",
             hint="set the NIfTI scl_slope/scl_inter (e.g. 1 and -1024) or convert the file to HU first")
+    if int(hu.max()) <= HU_FLOOR:
+        raise IngestError(f"every voxel is {HU_FLOOR} HU or below (padding or air only): not a CT",
+                          file=path, stage="read", hint="check the file and its rescale (slope, intercept)")
+
+
+def check_shape(shape: tuple[int, ...], path: str, what: str = "volume") -> None:
+    """Refuse a grid that is not 3-D or has an axis of 0 or `SHAPE_MAX` voxels or more."""
+    if len(shape) != 3:
+        raise IngestError(f"expected a 3-D {what}, got {len(shape)}-D shape {tuple(shape)}", file=path,
+                          stage="read", hint="give one 3-D volume per file (a 2-D slice or a 4-D series is not a CT)")
+    if not all(0 < n < SHAPE_MAX for n in shape):
+        raise IngestError(f"{what} shape {tuple(shape)} has an axis of 0 or {SHAPE_MAX:,}+ voxels",
+                          file=path, stage="read", hint="check the file's header (dim)")
+
+
+def check_affine(affine: np.ndarray, path: str, what: str = "image") -> None:
+    """Refuse an affine that places no grid: not finite, singular, or a spacing outside 0..`SPACING_MAX_MM`."""
+    a = np.asarray(affine, dtype=np.float64)
+    hint = "fix the file's geometry (NIfTI sform/qform, DICOM PixelSpacing and positions)"
+    if a.shape != (4, 4) or not np.isfinite(a).all():
+        raise IngestError(f"the {what}'s affine holds NaN or infinite values", file=path, stage="read", hint=hint)
+    spacing = np.linalg.norm(a[:3, :3], axis=0)
+    if not spacing.all() or abs(np.linalg.det(a[:3, :3])) < 1e-6 * float(np.prod(spacing)):
+        raise IngestError(f"the {what}'s affine is singular (voxel axes {np.round(a[:3, :3], 4).tolist()} "
+                          "span no volume)", file=path, stage="read", hint=hint)
+    if not all(0 < s < SPACING_MAX_MM for s in spacing):
+        raise IngestError(f"the {what}'s voxel spacing {np.round(spacing, 4).tolist()} mm is outside "
+                          f"0..{SPACING_MAX_MM:g} mm", file=path, stage="read", hint=hint)
+
+
+def hu_int16(values: np.ndarray, path: str) -> np.ndarray:
+    """Values already rescaled to HU, checked (`check_shape`, finite, within `HU_RANGE`, not one value,
+    some air) and stored as int16 (`to_hu_int16`)."""
+    check_shape(values.shape, path)
+    lo, hi = values.min(), values.max()
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        raise IngestError(f"{bad:,} voxels are NaN or infinite (of {values.size:,})", file=path, stage="read",
+                          hint="write padding as a number (e.g. -1024): NaN and infinity are not Hounsfield units")
+    if lo < HU_RANGE[0] or hi > HU_RANGE[1]:
+        raise IngestError(f"values {float(lo):g}..{float(hi):g} HU lie outside the possible "
+                          f"{HU_RANGE[0]:g}..{HU_RANGE[1]:g} HU", file=path, stage="read",
+                          hint="check the rescale (NIfTI scl_slope/scl_inter, DICOM or metadata RescaleSlope/"
+                               "RescaleIntercept); they would be clipped")
+    if lo == hi:
+        raise IngestError(f"every voxel holds the same value ({float(lo):g} HU): not a CT", file=path,
+                          stage="read", hint="check the file and its rescale (a RescaleSlope of 0 gives this)")
+    hu = to_hu_int16(values)
+    check_hu(hu, path)
+    return hu
+
+
+def binary_mask(data: np.ndarray, path: str) -> np.ndarray:
+    """A mask's voxels as 0/1, the one rule for every source: booleans and 0/1 integers as they are,
+    floats within `MASK_TOLERANCE` of 0 or 1 as booleans. Any other value (2, -1, NaN, 0.5) is an
+    `IngestError` naming the file: a label map or a probability map is not a binary mask."""
+    kind = data.dtype.kind
+    if kind == "b" or data.size == 0:
+        return data
+    if kind in "ui":
+        if data.max() <= 1 and (kind == "u" or data.min() >= 0):  # one pass for the usual uint8
+            return data
+        bad = np.unique(data[(data < 0) | (data > 1)])
+    elif kind == "f":
+        one = np.abs(data - 1) <= MASK_TOLERANCE
+        ok = one | (np.abs(data) <= MASK_TOLERANCE)
+        if ok.all():
+            return one
+        bad = np.unique(data[~ok])
+    else:
+        raise IngestError(f"mask voxels are {data.dtype}, not numbers 0/1", file=path, stage="masks")
+    shown = ", ".join(f"{v:g}" for v in bad[:5].tolist()) + (", ..." if len(bad) > 5 else "")
+    raise IngestError(f"mask values must be 0 or 1; it holds {shown} ({data.dtype}); the mask is skipped",
+                      file=path, stage="masks",
+                      hint="a label map goes in as import:DIR/<case>.nii.gz with a class map; threshold a "
+                           "probability map first")
 
 
 def read_nifti(path: Path) -> CTImage:
     """A NIfTI CT in HU on the stored LPS grid."""
     try:
         img = nib.load(str(path))
+        shape = img.shape[:3] if len(img.shape) == 4 and img.shape[3] == 1 else img.shape
+        check_shape(shape, str(path))
+        check_affine(img.affine, str(path))
         data = np.asanyarray(img.dataobj)
+    except IngestError:
+        raise
     except Exception as e:  # nibabel raises many types for truncated or foreign files
         raise IngestError(f"cannot read NIfTI: {type(e).__name__}: {e}", file=str(path), stage="read",
                           hint="check that the file is a complete .nii/.nii.gz") from None
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise IngestError(f"expected a 3-D volume, got shape {data.shape}", file=str(path), stage="read")
-    hu = to_hu_int16(data)
-    check_hu(hu, str(path))
+    hu = hu_int16(data.reshape(shape), str(path))
     affine = np.asarray(img.affine, dtype=np.float64)
     stored, stored_affine = to_lps(hu, affine)
     return CTImage(hu=stored, affine=stored_affine, original_axcodes=tuple(nib.aff2axcodes(affine)),
@@ -181,13 +269,18 @@ def read_dicom_series(folder: Path) -> CTImage:
     for f, _ in series:
         ds = pydicom.dcmread(f)
         raw = ds.pixel_array.astype(np.float64)
-        slices.append(raw * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0))
+        slope = 1.0 if ds.get("RescaleSlope") in (None, "") else float(ds.RescaleSlope)  # 0 is refused
+        if not slope > 0:
+            raise IngestError(f"RescaleSlope {ds.get('RescaleSlope')!r} of {f.name} is not a positive number",
+                              file=str(folder), stage="read", hint="fix the series' RescaleSlope (HU = slope x "
+                                                                   "stored value + intercept)")
+        slices.append(raw * slope + float(ds.get("RescaleIntercept", 0) or 0))
     vol = np.stack(slices, axis=-1).transpose(1, 0, 2)  # (rows, cols, k) -> (i = column, j = row, k)
     lps = np.eye(4)
     lps[:3, 0], lps[:3, 1], lps[:3, 2], lps[:3, 3] = row_dir * sx, col_dir * sy, normal * float(np.median(dz)), pos[0]
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # DICOM LPS world -> nibabel RAS world
-    hu = to_hu_int16(vol)
-    check_hu(hu, str(folder))
+    check_affine(affine, str(folder))
+    hu = hu_int16(vol, str(folder))
     stored, stored_affine = to_lps(hu, affine)
     ds0 = series[0][1]
     meta = {k: str(ds0.get(k)) for k in DICOM_KEYS if ds0.get(k) not in (None, "")}

@@ -9,6 +9,7 @@ job runs in process, in a process pool, or on Ray.
 from __future__ import annotations
 
 import abc
+import re
 import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,14 @@ import pyarrow as pa
 from warehouse.errors import WarehouseError
 
 Rows = dict[str, list[dict]]
+
+
+def printable(text: object) -> str | None:
+    """`text` with bytes that are not UTF-8 as ``\\xff`` and control characters escaped (None stays None)."""
+    if text is None:
+        return None
+    s = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return re.sub("[\x00-\x1f\x7f-\x9f]", lambda m: m[0].encode("unicode_escape").decode(), s)
 
 
 @dataclass
@@ -45,8 +54,8 @@ class CaseOutput:
 
     def error(self, source: str, message: str, *, case_id: str | None = None, stage: str | None = None,
               file: str | None = None, location: str | None = None) -> None:
-        self.errors.append({"source": source, "case_id": case_id, "stage": stage, "file": file,
-                            "location": location, "error": message})
+        self.errors.append({"source": source, "case_id": printable(case_id), "stage": stage, "file": printable(file),
+                            "location": printable(location), "error": printable(message)})
 
     def tables(self) -> dict[str, list[dict]]:
         out = dict(self.rows)

@@ -6,7 +6,9 @@ one of:
 * ``DIR/<stem>/`` or ``DIR/seg_<stem>/`` — one binary NIfTI per structure, named as
   RadGenome names them (``left lung upper lobe.nii.gz``) or as TotalSegmentator does
   (``lung_upper_lobe_left.nii.gz``); any name the anatomy DAG knows works. Empty masks
-  are kept (their region gets ``voxels = 0``).
+  are kept (their region gets ``voxels = 0``). Values must be 0 or 1 (floats within
+  1e-3), the rule of every mask source (`ingest.images.binary_mask`): a file holding
+  other values, or one that cannot be read, is skipped and reported.
 * ``DIR/<stem>.nii.gz`` — one integer label map. Its class map (value -> name) is
   ``DIR/<stem>.json``, else ``DIR/classes.json``, else TotalSegmentator v2's ``total``
   classes (shipped with this package as ``totalsegmentator_v2_total_classes.json``).
@@ -25,7 +27,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ingest.images import NIFTI_SUFFIXES, CTImage, case_stem, mask_to_image_grid
+from ingest.images import NIFTI_SUFFIXES, CTImage, binary_mask, case_stem, mask_to_image_grid
 from ingest.segment.base import Segmentation, Segmenter, region_for_name
 from warehouse.errors import IngestError, UnknownRegionError
 
@@ -112,8 +114,13 @@ class ImportedMasks(Segmenter):
                 seg.problem(str(f), f"mask name {name!r} is not a region of the anatomy DAG ({e.hint or ''})")
                 continue
             ts_names += "_" in name and name != region
-            data, affine = _load(f)
-            seg.masks[name] = mask_to_image_grid(np.asarray(data) > 0, affine, image, file=str(f))
+            try:
+                data, affine = _load(f)
+                mask = np.asarray(binary_mask(np.asarray(data), str(f)), dtype=bool)
+            except IngestError as e:  # skipped, reported; the case keeps its other masks
+                seg.problem(str(f), e.message + (f" — {e.hint}" if e.hint else ""))
+                continue
+            seg.masks[name] = mask_to_image_grid(mask, affine, image, file=str(f))
         if seg.mask_source == "imported" and ts_names > len(files) // 2:
             seg.mask_source = "totalsegmentator"
 

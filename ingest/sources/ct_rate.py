@@ -14,6 +14,12 @@ air below 0, and the spacing comes from ``XYSpacing`` / ``ZSpacing`` wherever th
 has no qform/sform. Such an array is
 taken to be in DICOM's L, P, S voxel order (affine ``diag(-sx, -sy, sz)``), so it is
 stored as it is.
+
+Metadata values outside what a CT can have are error rows (`metadata_problems`) and their
+columns are left empty, never wrapped or clipped: an age outside 0..`AGE_MAX` years, a
+``Rows``/``Columns``/``NumberofSlices`` outside 1..`SHAPE_MAX`, a spacing outside
+0..`SPACING_MAX_MM` mm, a ``RescaleSlope`` that is not a positive number or a
+``RescaleIntercept`` outside `INTERCEPT_RANGE`.
 """
 
 from __future__ import annotations
@@ -29,15 +35,18 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ingest.images import CTImage, check_hu, to_hu_int16, to_lps
-from ingest.sources.release_csv import ErrorSink, read_csv
-from ingest.sources.volume_names import try_parse
+from ingest.images import SHAPE_MAX, SPACING_MAX_MM, CTImage, check_affine, check_shape, hu_int16, to_lps
+from ingest.sources.release_csv import ErrorSink, printable, read_csv
+from ingest.sources.volume_names import case_name_problem, try_parse
 from warehouse.errors import IngestError
 from warehouse.release_format import CT_RATE_FILES, CT_RATE_LABEL_SOURCE, NOT_GIVEN
 from warehouse.schema import CT_RATE_LABELS
 
 LABEL_SOURCE = CT_RATE_LABEL_SOURCE
 FILE_PATTERNS = {"reports": "*_reports.csv", "metadata": "*_metadata.csv", "labels": "*_predicted_labels.csv"}
+AGE_MAX = 130  # years
+INTERCEPT_RANGE = (-32_768.0, 32_767.0)  # DICOM's is a 16-bit value's offset; CT-RATE has -1024 and -8192
+_DIMS = {"Columns": "shape_x", "Rows": "shape_y", "NumberofSlices": "shape_z"}
 
 
 @dataclass(frozen=True)
@@ -58,36 +67,83 @@ def _number(text: str | None) -> float | None:
 
 
 def parse_spacing(meta: dict[str, str]) -> tuple[float, float, float] | None:
-    """``XYSpacing`` ``"[0.34, 0.34]"`` and ``ZSpacing`` as (x, y, z) mm; None when missing, NaN or <= 0."""
+    """``XYSpacing`` ``"[0.34, 0.34]"`` and ``ZSpacing`` as (x, y, z) mm; None when missing, NaN, <= 0
+    or `SPACING_MAX_MM` and over."""
     xy = [_number(v) for v in re.findall(r"[^\[\],\s]+", meta.get("XYSpacing") or "")]
     z = _number(meta.get("ZSpacing"))
-    if len(xy) != 2 or z is None or any(v is None or v <= 0 for v in (*xy, z)):
+    if len(xy) != 2 or z is None or any(v is None or not 0 < v < SPACING_MAX_MM for v in (*xy, z)):
         return None
     return xy[0], xy[1], z  # type: ignore[return-value]
 
 
 def parse_age(text: str | None) -> int | None:
-    """``036Y`` -> 36 (months/weeks/days as a fraction of a year, floored); None when empty."""
-    m = re.fullmatch(r"\s*(\d+)\s*([YMWD]?)\s*", text or "")
+    """``036Y`` -> 36 (months/weeks/days as a fraction of a year, floored); None when empty, unreadable
+    or over `AGE_MAX` years (`age_problem` says why)."""
+    m = re.fullmatch(r"\s*(\d{1,7})\s*([YMWD]?)\s*", text or "")
     if not m:
         return None
-    return int(m[1]) // {"Y": 1, "": 1, "M": 12, "W": 52, "D": 365}[m[2]]
+    age = int(m[1]) // {"Y": 1, "": 1, "M": 12, "W": 52, "D": 365}[m[2]]
+    return age if age <= AGE_MAX else None
+
+
+def age_problem(text: str | None) -> str | None:
+    """Why a ``PatientAge`` gives no age (None when it gives one or is empty)."""
+    if not (text or "").strip() or parse_age(text) is not None:
+        return None
+    if re.fullmatch(r"\s*\d+\s*[YMWD]?\s*", text or ""):
+        return f"PatientAge {printable(text)!r} is over {AGE_MAX} years; age left empty"
+    return f"PatientAge {printable(text)!r} is not an age (like 036Y, 018M); age left empty"
+
+
+def _count(text: str | None) -> int | None:
+    v = _number(text)
+    return int(v) if v is not None and v == int(v) and 0 < v < SHAPE_MAX else None
+
+
+def metadata_problems(meta: dict[str, str]) -> list[str]:
+    """What in a metadata row is outside what a CT can have (each column it names is left empty)."""
+    out = []
+    if parse_spacing(meta) is None:
+        out.append(f"XYSpacing {meta.get('XYSpacing')!r} / ZSpacing {meta.get('ZSpacing')!r} is missing or "
+                   f"not a positive number below {SPACING_MAX_MM:g} mm; spacing left empty")
+    if (why := age_problem(meta.get("PatientAge"))) is not None:
+        out.append(why)
+    for name in _DIMS:
+        if (meta.get(name) or "").strip() and _count(meta[name]) is None:
+            out.append(f"{name} {meta[name]!r} is not a whole number from 1 to {SHAPE_MAX - 1:,}; "
+                       f"{_DIMS[name]} left empty")
+    slope, inter = (meta.get(k) for k in ("RescaleSlope", "RescaleIntercept"))
+    if (slope or "").strip() and not _usable_slope(_number(slope)):
+        out.append(f"RescaleSlope {slope!r} is not a positive number (HU = slope x stored value + intercept)")
+    if (inter or "").strip() and not _usable_intercept(_number(inter)):
+        out.append(f"RescaleIntercept {inter!r} is not a number from {INTERCEPT_RANGE[0]:g} to "
+                   f"{INTERCEPT_RANGE[1]:g}")
+    return out
+
+
+def _usable_slope(v: float | None) -> bool:
+    return v is not None and v > 0
+
+
+def _usable_intercept(v: float | None) -> bool:
+    return v is not None and INTERCEPT_RANGE[0] <= v <= INTERCEPT_RANGE[1]
 
 
 def case_columns(meta: dict[str, str]) -> dict:
-    """The `cases` columns the metadata decides (spacing and shape of the released volume)."""
+    """The `cases` columns the metadata decides (spacing and shape of the released volume); values
+    outside what a CT can have are left empty (`metadata_problems` names them)."""
     spacing = parse_spacing(meta) or (None, None, None)
-    dims = [_number(meta.get(k)) for k in ("Columns", "Rows", "NumberofSlices")]
     return {"age": parse_age(meta.get("PatientAge")), "sex": (meta.get("PatientSex") or None),
             "manufacturer": meta.get("Manufacturer") or None,
             **{f"spacing_{a}": s for a, s in zip("xyz", spacing, strict=True)},
-            **{f"shape_{a}": int(d) if d else None for a, d in zip("xyz", dims, strict=True)},
+            **{col: _count(meta.get(name)) for name, col in _DIMS.items()},
             "metadata_json": json.dumps(meta, ensure_ascii=False)}
 
 
 def read_metadata(path: Path, errors: ErrorSink, into: dict[str, MetadataRow]) -> None:
     """Metadata rows by case id; a duplicate VolumeName is an error row (the first one is kept)."""
-    for line, row in read_csv(path, ["VolumeName"], errors, stage="metadata", key="VolumeName"):
+    for line, row in read_csv(path, ["VolumeName"], errors, stage="metadata", key="VolumeName",
+                              check_key=case_name_problem):
         case_id = row["VolumeName"].strip()
         if case_id in into:
             first = into[case_id]
@@ -100,15 +156,22 @@ def read_metadata(path: Path, errors: ErrorSink, into: dict[str, MetadataRow]) -
 def read_reports(path: Path, errors: ErrorSink, seen: set[str]) -> Iterator[dict[str, list[dict]]]:
     """`reports` rows; ``Not given.`` is stored as null."""
     spec, rows = CT_RATE_FILES["reports"], []
-    for line, row in read_csv(path, spec.header, errors, stage="report", key="VolumeName"):
+    for line, row in read_csv(path, spec.header, errors, stage="report", key="VolumeName",
+                              check_key=case_name_problem):
         case_id = row["VolumeName"].strip()
         if case_id in seen:
             errors.add("duplicate VolumeName; the later report is skipped", file=path, location=f"line {line}",
                        case_id=case_id, stage="report")
             continue
         seen.add(case_id)
+        blank = [name for name, _ in spec.columns[1:] if row[name] and not row[name].strip()]
+        if blank:
+            errors.add(f"column(s) {', '.join(map(repr, blank))} hold nothing but whitespace; stored as empty "
+                       f"(write {NOT_GIVEN!r} for a field with no text)", file=path, location=f"line {line}",
+                       case_id=case_id, stage="report")
         rows.append({"case_id": case_id, "source": "ct_rate",
-                     **{col: None if row[name] == NOT_GIVEN else row[name] for name, col in spec.columns[1:]}})
+                     **{col: None if row[name] == NOT_GIVEN or name in blank else row[name]
+                        for name, col in spec.columns[1:]}})
     yield {"reports": rows}
 
 
@@ -116,7 +179,7 @@ def read_labels(path: Path, errors: ErrorSink, seen: set[str]) -> Iterator[dict[
     """`case_labels` rows (kind ct_rate, ordinal = the class's position in CT-RATE's order)."""
     rows: list[dict] = []
     for line, row in read_csv(path, CT_RATE_FILES["predicted_labels"].header, errors, stage="labels",
-                              key="VolumeName"):
+                              key="VolumeName", check_key=case_name_problem):
         case_id, where = row["VolumeName"].strip(), f"line {line}"
         if case_id in seen:
             errors.add("duplicate VolumeName; the later row is skipped", file=path, location=where,
@@ -140,13 +203,18 @@ def find_files(root: Path) -> dict[str, list[Path]]:
 
 
 def find_volumes(root: Path, errors: ErrorSink) -> dict[str, Path]:
-    """Volume files by case id: every ``*.nii.gz`` named like a volume (one per case)."""
+    """Volume files by case id: every ``*.nii.gz`` named like a volume (one per case). A NIfTI file
+    whose name starts like a volume (``train_``, ``valid_``) but is not one is an error row."""
     out: dict[str, Path] = {}
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for name in sorted(files):
             vol = try_parse(name) if name.endswith((".nii.gz", ".nii")) else None
             if vol is None:
+                if name.endswith((".nii.gz", ".nii")) and name.startswith(("train_", "valid_")):
+                    errors.add("not a CT-RATE volume name (expected <train|valid>_<patient>_<scan letter>_"
+                               "<reconstruction>.nii.gz); the file is skipped", file=Path(folder, name),
+                               stage="image")
                 continue
             path = Path(folder, name)
             if vol.case_id in out:
@@ -159,11 +227,16 @@ def find_volumes(root: Path, errors: ErrorSink) -> dict[str, Path]:
 
 def _rescale(raw: np.ndarray, meta: dict[str, str] | None, path: Path) -> np.ndarray:
     """Stored values -> HU with the metadata's RescaleSlope / RescaleIntercept."""
-    slope, inter = _number((meta or {}).get("RescaleSlope")), _number((meta or {}).get("RescaleIntercept"))
-    if slope is None or inter is None:
+    if meta is None:
         raise IngestError("the NIfTI header has no rescale, its values are not HU (no air below 0), and the "
-                          "metadata gives no RescaleSlope/RescaleIntercept", file=str(path), stage="image",
-                          hint="pass --ct-rate with the release's metadata CSV")
+                          "volume has no metadata row", file=str(path), stage="image",
+                          hint="pass --ct-rate with the release's metadata CSV, holding the volume's row")
+    slope, inter = _number(meta.get("RescaleSlope")), _number(meta.get("RescaleIntercept"))
+    if not (_usable_slope(slope) and _usable_intercept(inter)):
+        raise IngestError(f"the NIfTI header has no rescale and the metadata's RescaleSlope "
+                          f"{meta.get('RescaleSlope')!r} / RescaleIntercept {meta.get('RescaleIntercept')!r} "
+                          "is missing or not a usable number (slope > 0)", file=str(path), stage="image",
+                          hint="fix the volume's row in the metadata CSV")
     if slope == 1 and inter == int(inter):
         return raw.astype(np.int32) + int(inter)
     return raw.astype(np.float64) * slope + inter
@@ -178,8 +251,11 @@ def read_volume(path: Path, meta: dict[str, str] | None) -> CTImage:
     """
     try:
         img = nib.load(str(path))
+        check_shape(img.shape[:3] if len(img.shape) == 4 and img.shape[3] == 1 else img.shape, str(path))
         slope, inter = float(img.dataobj.slope), float(img.dataobj.inter)  # the file's scl_slope / scl_inter
         raw = np.asarray(img.dataobj.get_unscaled())
+    except IngestError:
+        raise
     except Exception as e:  # nibabel raises many types for truncated or foreign files
         raise IngestError(f"cannot read NIfTI: {type(e).__name__}: {e}", file=str(path), stage="image",
                           hint="re-download the file; a complete .nii.gz ends with a gzip trailer") from None
@@ -195,8 +271,8 @@ def read_volume(path: Path, meta: dict[str, str] | None) -> CTImage:
                               "missing or NaN", file=str(path), stage="image",
                               hint="fix the metadata row, or write the spacing into the NIfTI header")
         affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
-    hu = to_hu_int16(values[..., 0] if values.ndim == 4 and values.shape[3] == 1 else values)
-    check_hu(hu, str(path))
+    check_affine(affine, str(path))
+    hu = hu_int16(values[..., 0] if values.ndim == 4 and values.shape[3] == 1 else values, str(path))
     stored, stored_affine = to_lps(hu, affine)
     return CTImage(hu=stored, affine=stored_affine, original_axcodes=tuple(nib.aff2axcodes(affine)),
                    original_shape=tuple(hu.shape), original_affine=affine, path=str(path), format="nifti")

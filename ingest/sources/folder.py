@@ -5,6 +5,8 @@
 * **images**: every ``*.nii`` / ``*.nii.gz`` under the folder (case id = file name, as
   CT-RATE's ``VolumeName``) and every folder that holds a DICOM series (case id = folder
   name); read by `ingest.images.read_ct` (HU, LPS-ordered, original axis codes kept).
+  A name that cannot be a case id (`case_name_problem`: bytes that are not UTF-8, control
+  characters, quotes, ``;``) and a link to nothing are `ingest_errors` rows, not cases.
   Folders of masks among them (``seg_<volume>/``, or files named as anatomy regions) are
   skipped, with one `ingest_errors` row saying to pass them as ``--segmenter import:DIR``.
 * **reports**: a CSV in CT-RATE's columns (``VolumeName``, ``ClinicalInformation_EN``,
@@ -29,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.images import CTImage, case_stem, is_nifti, read_ct
+from ingest.images import NIFTI_SUFFIXES, CTImage, case_stem, is_nifti, read_ct
 from ingest.job import CaseJob, CaseOutput, JobContext, Rows, Source
-from ingest.sources.ct_rate import parse_age
-from ingest.sources.release_csv import ErrorSink, read_csv
-from ingest.sources.volume_names import try_parse
+from ingest.sources.ct_rate import age_problem, parse_age
+from ingest.sources.release_csv import ErrorSink, printable, read_csv
+from ingest.sources.volume_names import case_name_problem, try_parse
 from warehouse.errors import WarehouseError
 from warehouse.release_format import CT_RATE_FILES, NOT_GIVEN
 
@@ -92,19 +94,30 @@ def find_images(root: Path, errors: ErrorSink, mask_folders: list[Path] | None =
         else:
             out[case_id] = stems[case_stem(case_id)] = path
 
+    def named(case_id: str, path: Path) -> None:
+        why = case_name_problem(case_id)
+        if why is None:
+            add(case_id, path)
+        else:
+            errors.add(f"{why}; the image is skipped — rename it", file=path, stage="read")
+
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         here = Path(folder)
         files = sorted(files)
         niftis = [name for name in files if is_nifti(here / name)]
+        for name in files:
+            if name.lower().endswith(NIFTI_SUFFIXES) and (here / name).is_symlink() and not (here / name).exists():
+                errors.add("a symbolic link to a file that does not exist; it is skipped", file=here / name,
+                           stage="read")
         if is_mask_folder(here, niftis):
             skipped.append(here)
             dirs[:] = []
             continue
         if any(_is_dicom(here / f) for f in files[:5]):
-            add(here.name, here)
+            named(here.name, here)
         for name in niftis:
-            add(name, here / name)
+            named(name, here / name)
     if mask_folders is not None:
         mask_folders.extend(skipped)
     return out
@@ -123,7 +136,8 @@ def mask_folders_message(root: Path, skipped: list[Path]) -> str:
 def read_reports(path: Path, errors: ErrorSink) -> dict[str, tuple[str, dict]]:
     """(VolumeName, `reports` columns) by VolumeName stem; ``Not given.`` becomes null."""
     out: dict[str, tuple[str, dict]] = {}
-    for line, row in read_csv(path, ["VolumeName"], errors, stage="report", key="VolumeName"):
+    for line, row in read_csv(path, ["VolumeName"], errors, stage="report", key="VolumeName",
+                              check_key=case_name_problem):
         name = row["VolumeName"].strip()
         if case_stem(name) in out:
             errors.add("duplicate VolumeName; the later report is skipped", file=path, location=f"line {line}",
@@ -148,10 +162,16 @@ class FolderCaseJob(CaseJob):
         from warehouse.arrays import ArrayStore
 
         out = CaseOutput()
-        image = read_ct(self.image)
+        try:
+            image = read_ct(self.image)
+        except WarehouseError as e:  # fails the case: its row names the file, printably
+            e.file = printable(e.file or self.image)
+            raise
         store = ArrayStore(ctx.arrays_path, mode="a")
         store.write_image(self.case_id, image.hu, image.affine)
         row = case_row(self.case_id, image)
+        if (why := age_problem(image.metadata.get("PatientAge"))) is not None:
+            out.error(ctx.source, f"DICOM {why}", case_id=self.case_id, stage="read", file=self.image)
         for spec in self.segmenters:
             stats = self._segment(spec, image, store, out, ctx)
             out.add("region_stats", stats)
@@ -177,7 +197,8 @@ class FolderCaseJob(CaseJob):
                 return []
             result = seg.segment(self.case_id, image)
             for p in result.problems:
-                out.error(ctx.source, p["error"], case_id=self.case_id, stage="masks", file=p["file"])
+                out.error(ctx.source, printable(p["error"]), case_id=self.case_id, stage="masks",
+                          file=printable(p["file"]))
             stats = []
             if result.masks:
                 stats += store.write_masks(self.case_id, result.masks, image.affine,
@@ -187,10 +208,11 @@ class FolderCaseJob(CaseJob):
                                                mask_source=result.mask_source, resolve=resolve)
             return stats
         except WarehouseError as e:
-            out.error(ctx.source, f"{spec}: {e.message}" + (f" — {e.hint}" if e.hint else ""),
-                      case_id=self.case_id, stage="masks", file=e.file)
+            out.error(ctx.source, printable(f"{spec}: {e.message}" + (f" — {e.hint}" if e.hint else "")),
+                      case_id=self.case_id, stage="masks", file=printable(e.file))
         except Exception as e:  # a provider's bug or a model that does not fit: the case keeps the rest
-            out.error(ctx.source, f"{spec}: {type(e).__name__}: {e}", case_id=self.case_id, stage="masks")
+            out.error(ctx.source, printable(f"{spec}: {type(e).__name__}: {e}"), case_id=self.case_id,
+                      stage="masks")
         return []
 
     def _structure(self, out: CaseOutput, ctx: JobContext) -> None:

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 import nibabel as nib
 import numpy as np
 
-from ingest.images import CTImage, read_nifti
+from ingest.images import CTImage, check_affine, check_shape, read_nifti
 from ingest.job import CaseJob, CaseOutput, JobContext
-from ingest.sources.ct_rate import MetadataRow, case_columns, parse_spacing, read_volume
+from ingest.sources.ct_rate import MetadataRow, case_columns, metadata_problems, read_volume
 from ingest.sources.radgenome_decode import LazyMask, MaskReadError, check_image_grid, read_header, stored_grid
 from ingest.sources.radgenome_masks import MaskSet
+from ingest.sources.release_csv import printable
 from ingest.sources.volume_names import try_parse
 from warehouse.anatomy import Region, anatomy
 from warehouse.errors import UnknownRegionError, WarehouseError
@@ -58,11 +59,9 @@ def case_row(case_id: str, source: str, metadata: MetadataRow | None, errors: li
     if metadata is not None:
         meta = metadata.values
         row.update(case_columns(meta))
-        if parse_spacing(meta) is None:
-            errors.append({"source": build_source, "case_id": case_id, "stage": "metadata", "file": metadata.file,
-                           "location": f"line {metadata.line}",
-                           "error": f"XYSpacing {meta.get('XYSpacing')!r} / ZSpacing {meta.get('ZSpacing')!r} "
-                                    "is missing or not a positive number; spacing left empty"})
+        errors.extend({"source": build_source, "case_id": case_id, "stage": "metadata", "file": metadata.file,
+                       "location": f"line {metadata.line}", "error": printable(why)}
+                      for why in metadata_problems(meta))
     return row
 
 
@@ -108,24 +107,33 @@ class ReleaseCaseJob(CaseJob):
         out.add("cases", row)
         return out
 
+    def _error(self, out: CaseOutput, ctx: JobContext, message: str, *, stage: str, file: str | None,
+               location: str | None = None) -> None:
+        out.error(ctx.source, printable(message), case_id=self.case_id, stage=stage, file=printable(file),
+                  location=printable(location))
+
     def _image(self, out: CaseOutput, ctx: JobContext, meta: dict | None) -> CTImage | None:
+        """The case's CT, or None with an error row naming the file (the case keeps its masks and row)."""
         if self.image is None:
             return None
         try:
             return read_volume(Path(self.image), meta) if self.image_kind == "ct_rate" else read_nifti(
                 Path(self.image))
         except WarehouseError as e:
-            out.error(ctx.source, e.message + (f" — {e.hint}" if e.hint else ""), case_id=self.case_id,
-                      stage="image", file=self.image)
-            return None
+            message = e.message + (f" — {e.hint}" if e.hint else "")
+        except Exception as e:  # a reader's bug on a strange file: the case keeps the rest
+            message = f"cannot read the image ({type(e).__name__}: {e})"
+        self._error(out, ctx, message, stage="image", file=self.image)
+        return None
 
     def _write_masks(self, store: ArrayStore, mask_set: MaskSet, image: CTImage | None, out: CaseOutput,
                      ctx: JobContext) -> tuple[list[dict], tuple | None]:
         """Write one mask set; returns its region_stats rows and, without an image, its grid."""
+        archive = not Path(mask_set.origin).is_dir()  # name the archive and the member in it
+
         def bad(where: str, message: str) -> None:
-            archive = not Path(mask_set.origin).is_dir()  # name the archive and the member in it
-            out.error(ctx.source, message, case_id=self.case_id, stage="masks",
-                      file=mask_set.origin if archive else where, location=where if archive else None)
+            self._error(out, ctx, message, stage="masks", file=mask_set.origin if archive else where,
+                        location=where if archive else None)
 
         masks, grid = self._checked(mask_set, image, bad)
         while masks:
@@ -135,22 +143,39 @@ class ReleaseCaseJob(CaseJob):
             except MaskReadError as e:  # its voxels were unreadable: write the set again without it
                 bad(e.where, str(e))
                 masks = [(name, m) for name, m in masks if m.where != e.where]
+            except Exception as e:  # the set as a whole does not fit the case: the case keeps the rest
+                why = e.message + (f" — {e.hint}" if e.hint else "") if isinstance(e, WarehouseError) \
+                    else f"{type(e).__name__}: {e}"
+                self._error(out, ctx, f"the case's masks from this input are skipped: {why}", stage="masks",
+                            file=mask_set.origin)
+                break
         return [], None
 
     def _checked(self, mask_set: MaskSet, image: CTImage | None, bad) -> tuple[list[tuple[str, LazyMask]], tuple]:
         """The masks whose name, header and grid are good, still unread; every bad one is an error row."""
         masks: list[tuple[str, LazyMask]] = []
         grid = (image.hu.shape, image.affine) if image is not None else None
+        seen: dict[str, str] = {}
         for name, payload, where in mask_set.members:
             try:
                 resolve_mask_name(name)
             except UnknownRegionError as e:
                 bad(where, f"{e}; the mask is skipped")
                 continue
+            if name in seen:
+                bad(where, f"a second mask named {name!r} for the case (first: {seen[name]}); it is skipped")
+                continue
+            seen[name] = where
             try:
                 shape, affine = read_header(payload)
             except Exception as e:  # truncated gzip, not NIfTI: gzip and nibabel raise many types
                 bad(where, f"cannot read the mask ({type(e).__name__}: {e}); re-download the archive or file")
+                continue
+            try:
+                check_shape(shape, where, "mask")
+                check_affine(affine, where, "mask")
+            except WarehouseError as e:
+                bad(where, f"{e.message}; the mask is skipped")
                 continue
             if image is not None:
                 try:

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ingest.sources.release_csv import ErrorSink, read_csv, row_id
-from ingest.sources.volume_names import split_of_file, try_parse
+from ingest.sources.volume_names import case_name_problem, split_of_file, try_parse
 from ingest.structure.findings import terms_of
 from warehouse.anatomy import anatomy
 from warehouse.errors import UnknownRegionError
@@ -26,15 +26,33 @@ from warehouse.release_format import REGION_FILES_EXTRACTOR, RELEASE_EXTRACTOR, 
 CHUNK = 50_000  # rows per saved part
 NO_FINDINGS = "no findings"
 _SIZE = re.compile(r"^\s*(?P<nums>\d+(?:\.\d+)?(?:\s*[x\-]\s*\d+(?:\.\d+)?)*)\s*(?P<unit>[a-z]+)\s*$", re.I)
-_UNIT_MM = {"mm": 1.0, "cm": 10.0}  # '170 in' in the release is an image number, not inches: no size
+_UNIT_MM = {"mm": 1.0, "cm": 10.0}
+_NOT_SIZE_UNITS = ("in",)  # '170 in' in the release is an image number, not inches: no size, no error
+SIZE_MAX_MM = 1000.0  # a finding's size is > 0 and < 1 m
 
 
 def size_mm(text: str | None) -> float | None:
-    """``50 mm`` -> 50, ``2 cm`` -> 20, ``1-2 mm`` / ``12 x 9 mm`` -> the largest value; None if unparsed."""
+    """``50 mm`` -> 50, ``2 cm`` -> 20, ``1-2 mm`` / ``12 x 9 mm`` -> the largest value; None if unparsed
+    or outside 0 < size < `SIZE_MAX_MM` (`size_problem` says why)."""
     m = _SIZE.match(text or "")
     if not m or m["unit"].lower() not in _UNIT_MM:
         return None
-    return max(float(v) for v in re.split(r"\s*[x\-]\s*", m["nums"])) * _UNIT_MM[m["unit"].lower()]
+    mm = max(float(v) for v in re.split(r"\s*[x\-]\s*", m["nums"])) * _UNIT_MM[m["unit"].lower()]
+    return mm if 0 < mm < SIZE_MAX_MM else None
+
+
+def size_problem(text: str | None) -> str | None:
+    """Why a released ``Size`` gives no size in mm (None when it gives one, or is an image number)."""
+    m = _SIZE.match(text or "")
+    shown = repr(text if len(text or "") <= 40 else f"{text[:30]}...{text[-6:]}")
+    if m and m["unit"].lower() in _NOT_SIZE_UNITS:
+        return None
+    if m and m["unit"].lower() in _UNIT_MM:
+        return None if size_mm(text) is not None else \
+            f"Size {shown} is not a size above 0 and below {SIZE_MAX_MM:g} mm; size_mm left empty"
+    negative = (text or "").strip().startswith("-") and _SIZE.match(text.strip()[1:])
+    return f"Size {shown} is " + ("negative" if negative else "not a size in mm or cm (like '6x4 mm')") + \
+        "; size_mm left empty"
 
 
 def split_terms(text: str) -> list[str]:
@@ -88,12 +106,16 @@ def read_release_csv(path: Path, spec: ReleasedFile, state: CsvState, *,
     kind = spec.vqa_type or extractor  # ordinals: per case within each VQA type / sentence source
     out: dict[str, list[dict]] = {}
     n = 0
-    for line, row in read_csv(path, spec.header, state.errors, key="Volumename"):
+    for line, row in read_csv(path, spec.header, state.errors, key="Volumename", check_key=case_name_problem):
         values = {col: row[name] for name, col in spec.columns}
         case_id, where = values["case_id"].strip(), f"line {line}"
         vol = try_parse(case_id)
         if not case_id:
             state.errors.add("empty Volumename; the row is skipped", file=path, location=where)
+            continue
+        if spec.table == "sentences" and not values["text"].strip():
+            state.errors.add("empty Sentence (nothing but whitespace); the row is skipped", file=path,
+                             location=where, case_id=case_id)
             continue
         if vol and file_split and vol.split != file_split:
             state.errors.add(f"a {vol.split} volume in a {file_split} file; kept under its own split",
@@ -127,6 +149,8 @@ def read_release_csv(path: Path, spec: ReleasedFile, state: CsvState, *,
                 "text": values["text"], "is_abnormal": None, "extractor": extractor})
         else:
             _vqa_rows(out, spec.vqa_type, values, case_id, ordinal, region_id, region, state)
+            if spec.vqa_type == "size" and (why := size_problem(values["answer"])):
+                state.errors.add(f"{why} (the row is kept)", file=path, location=where, case_id=case_id)
         n += 1
         if n % CHUNK == 0:
             yield out

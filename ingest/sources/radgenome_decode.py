@@ -6,7 +6,8 @@ are used in place (``np.frombuffer`` over the inflated bytes, in the file's own 
 order), and reorientation to the warehouse's L, P, S axes is a view (flips and axis
 swaps change strides, not data). Before any voxel is read, each mask's header is checked
 (name, grid) from its first kilobyte; the array store then reads the masks one at a
-time (`LazyMask`), scans each for its bounding box and copies only the box.
+time (`LazyMask`), scans each for its bounding box and copies only the box. Values other
+than 0/1 make the mask an error row (`ingest.images.binary_mask`, the rule of every source).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import nibabel as nib
 import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
 
-from ingest.images import STORED_AXCODES, CTImage
-from warehouse.errors import GridMismatchError
+from ingest.images import STORED_AXCODES, CTImage, binary_mask
+from warehouse.errors import GridMismatchError, IngestError
 
 _GZIP = b"\x1f\x8b"
 _IDENTITY = np.array([[0, 1], [1, 1], [2, 1]])
@@ -184,9 +185,14 @@ class LazyMask:
         return _Voxels(self)
 
     def read(self) -> np.ndarray:
+        """The voxels, 0/1 (`ingest.images.binary_mask`), on the stored grid."""
         try:
             data, affine = decode_nifti(self._payload)
         except Exception as e:  # truncated gzip, foreign bytes: zlib and nibabel raise many types
             raise MaskReadError(self.where, f"cannot read the mask ({type(e).__name__}: {e}); "
                                             "re-download the archive or file") from None
+        try:
+            data = binary_mask(data, self.where)
+        except IngestError as e:
+            raise MaskReadError(self.where, f"{e.message} — {e.hint}") from None
         return lps_view(data, affine)[0]

@@ -25,6 +25,10 @@ SPLITS: dict[str, str] = {"train": "train", "valid": "validation"}
 # The same split as the folder names of each release spell it.
 FOLDER_SPLIT: dict[str, str] = {"train": "train", "validation": "valid"}
 
+# A case id that is safe as a file name, a Zarr key and an SQL literal's content: letters (any script),
+# digits, space and ``. _ - + ( )``, not starting with a dot, dash or space.
+_SAFE_NAME = re.compile(r"^(?![.\- ])[\w .+()-]{1,200}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NAME = re.compile(r"^(?P<split>train|valid)_(?P<patient>\d+)_(?P<scan>[a-z]+)_(?P<rec>\d+)(?P<ext>\.nii(?:\.gz)?)?$")
 _MASK_MEMBER = re.compile(r"(?:^|/)seg_(?P<stem>[^/]+)/(?P<structure>[^/]+?)\.nii(?:\.gz)?$")
 
@@ -87,6 +91,26 @@ def parse(name: str) -> VolumeName:
                                "e.g. train_1_a_1.nii.gz")
     return VolumeName(split=SPLITS[m["split"]], patient=int(m["patient"]), scan=m["scan"],
                       reconstruction=int(m["rec"]))
+
+
+def case_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a case id (a path, a separator, a control character, bytes that are not
+    UTF-8, shell or quote characters), or None for a good one. CT-RATE volume names are good; so are
+    other file names of letters, digits, space and ``. _ - + ( )`` (a hospital's ``scan_0042.nii.gz``)."""
+    if not name.strip():
+        return "an empty case name"
+    if re.search("[\udc80-\udcff]", name):
+        return "the case name is not valid UTF-8"
+    if _CONTROL.search(name):
+        return "the case name holds control characters"
+    if "/" in name or "\\" in name or name in (".", ".."):
+        return "the case name is a path (it holds / or \\); give the volume's file name, e.g. train_1_a_1.nii.gz"
+    if not _SAFE_NAME.match(name):
+        bad = "".join(sorted({c for c in name if not re.match(r"[\w .+()-]", c)}))
+        why = (f"holds {bad!r}" if bad else f"is {len(name)} characters long" if len(name) > 200
+               else "starts with a dot, dash or space")
+        return f"the case name {why}; a case name is letters, digits, space and . _ - + ( ), e.g. train_1_a_1.nii.gz"
+    return None
 
 
 def try_parse(name: str) -> VolumeName | None:

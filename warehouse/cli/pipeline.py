@@ -74,9 +74,17 @@ def check_reports(path: Path) -> None:
     import csv
 
     from ingest.runner import BuildFailedError
+    from ingest.sources.release_csv import encoding_problem
     from warehouse.release_format import CT_RATE_FILES
 
     expected = CT_RATE_FILES["reports"].header
+    try:
+        with open(path, "rb") as f:
+            problem = encoding_problem(f.read(4096))
+    except OSError as e:
+        raise BuildFailedError(f"--reports {path}: cannot read it: {e}") from None
+    if problem:
+        raise BuildFailedError(f"--reports {path}: {problem}", hint="nothing was imported")
     try:
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
             header = [h.strip() for h in next(csv.reader(f), [])]
