@@ -179,7 +179,7 @@ def _interrupted(code: str, *args: str, after: float = 0.5) -> subprocess.Comple
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
-@pytest.mark.parametrize("after", [0.0, 0.5, 1.0])  # while the command starts, as the query binds, as it runs
+@pytest.mark.parametrize("after", [0.2, 0.5, 1.0])  # as the command starts, as the query binds, as it runs
 def test_ctrl_c_in_the_cli_is_one_line_and_exit_130(root, after):
     code = "import sys; from warehouse.cli import main; print('ready', flush=True); main(sys.argv[1:])"
     t0 = time.monotonic()
@@ -196,3 +196,12 @@ def test_ctrl_c_in_python_leaves_the_warehouse_usable(root):
         "print(wh.sql('SELECT count(*) AS n FROM cases')['n'][0])"])
     p = _interrupted(code, str(root), ENDLESS)
     assert p.returncode == 0 and p.stdout.split() == ["QueryInterrupted", "2"], p.stderr
+
+
+@pytest.mark.parametrize("sql", ["SELECT length(repeat('x', 2000000000))", "SELECT lpad('a', 3000000000, 'b')",
+                                 "SELECT rpad('a', 1e9, 'b')"])
+def test_one_huge_value_is_refused_before_it_is_built(wh, sql):
+    t = time.perf_counter()
+    with pytest.raises(QueryRefusedError, match="would build one value"):
+        wh.sql(sql)
+    assert time.perf_counter() - t < 1 and wh.sql("SELECT length(repeat('x', 10)) AS n")["n"][0] == 10

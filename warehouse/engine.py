@@ -77,6 +77,8 @@ def check_read_only(query: str) -> None:
             name = node.name
         elif isinstance(node, exp.Func):
             name = node.sql_name()
+        if name and name.lower() in _PADDING:
+            _check_built_size(node, name.lower())
         if name and name.lower().startswith(_FILE_FUNCTIONS):
             raise QueryRefusedError(f"reading files is not allowed ({name.lower()}(...))",
                                     hint="query the warehouse's tables: " + ", ".join(schema.TABLES))
@@ -85,6 +87,26 @@ def check_read_only(query: str) -> None:
             # sqlglot turns FROM 'file.csv' (a DuckDB file scan) into a quoted identifier too
             raise QueryRefusedError(f"unknown table {node.name!r} (reading files is not allowed)",
                                     hint="query the warehouse's tables: " + ", ".join(schema.TABLES))
+
+
+# Functions that build one value of a size given by an argument: DuckDB does not count such a value
+# against its memory limit and cannot interrupt its making, so a literal size past this is refused.
+_PADDING = {"repeat": 1, "lpad": 1, "rpad": 1, "pad": 1}  # function (sqlglot: lpad, rpad -> pad) -> length arg
+MAX_BUILT_VALUE = 100_000_000  # characters
+
+
+def _check_built_size(node: exp.Expression, name: str) -> None:
+    """Refuse repeat/lpad/rpad whose length is a literal over `MAX_BUILT_VALUE` (computed lengths pass:
+    the memory limit and the time limit are what stop a query in general)."""
+    args = [node.this, *node.expressions] if isinstance(node, exp.Anonymous) else \
+        [a for a in node.args.values() if isinstance(a, exp.Expression)]
+    position = _PADDING[name]
+    size = args[position] if len(args) > position else None
+    if isinstance(size, exp.Literal) and size.is_number and float(size.this) > MAX_BUILT_VALUE:
+        name = ("lpad" if node.args.get("is_left") else "rpad") if name == "pad" else name
+        raise QueryRefusedError(f"{name}(...) would build one value of {float(size.this):,.0f} characters, over "
+                                f"the engine's {MAX_BUILT_VALUE:,} (such a value is outside its memory limit)",
+                                hint="build smaller values")
 
 
 def _hugeint_columns(rel: duckdb.DuckDBPyRelation) -> list[int]:
@@ -100,6 +122,21 @@ class Engine:
         self.limits = limits or Limits.from_env()
         self._lock = threading.Lock()
         con = duckdb.connect(":memory:")  # an instance of its own: its locked settings bind no other
+        try:
+            self._spill_dir = self._open(con, snapshot, threads)
+        except RuntimeError as e:  # Ctrl-C while DuckDB attaches: its own interruption
+            con.close()
+            if str(e) != "Query interrupted":
+                raise
+            raise QueryInterrupted() from None
+        except BaseException:
+            con.close()
+            raise
+        self._cleanup = weakref.finalize(self, _close, con, self._spill_dir)  # the connection and spill folder
+        self._con = con
+
+    def _open(self, con: duckdb.DuckDBPyConnection, snapshot: Snapshot, threads: int | None) -> str | None:
+        """Attach the snapshot's tables and lock the connection down; returns the spill folder."""
         if snapshot.database_path is not None:  # the tables in DuckDB's format, attached read-only
             db = str(snapshot.database_path).replace("'", "''")
             con.execute(f"ATTACH '{db}' AS snapshot (READ_ONLY)")
@@ -108,15 +145,14 @@ class Engine:
             parquet_tables(con, snapshot.path / TABLES_DIR)
         if threads:
             con.execute(f"SET threads = {int(threads)}")
-        self._spill_dir = self._set_memory(con)
-        self._cleanup = weakref.finalize(self, _close, con, self._spill_dir)  # the connection and spill folder
+        spill_dir = self._set_memory(con)
         snap_dir = str(snapshot.path).replace("'", "''").rstrip("/") + "/"
         con.execute(f"SET allowed_directories = ['{snap_dir}']")
         con.execute("SET enable_external_access = false")
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")
         con.execute("SET lock_configuration = true")
-        self._con = con
+        return spill_dir
 
     def _set_memory(self, con: duckdb.DuckDBPyConnection) -> str | None:
         """Set the memory limit and the spill folder (a private one, or none); returns the folder."""
