@@ -32,12 +32,13 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
 
 from warehouse.errors import IngestError
+from warehouse.grid import AIR_HU, Grid
+from warehouse.grid import STORED_AXCODES as STORED_AXCODES  # re-exported: its home is warehouse.grid
+from warehouse.grid import to_lps as _to_lps
 
-STORED_AXCODES: tuple[str, str, str] = ("L", "P", "S")
-HU_FLOOR = -1024
+HU_FLOOR = AIR_HU  # values below air are padding
 # Possible values after the rescale: padding reaches int16's -32,768 stored plus a -1,024 intercept;
 # int16 (the store) tops out at 32,767, above dense metal on extended-scale scanners. Outside: a wrong rescale.
 HU_RANGE = (-33_792.0, 32_767.0)
@@ -84,14 +85,9 @@ def case_stem(name: str) -> str:
 
 
 def to_lps(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`array` flipped and permuted so that its axis codes are L, P, S; the matching affine."""
-    current = io_orientation(affine)
-    xform = ornt_transform(current, axcodes2ornt(STORED_AXCODES))
-    if np.array_equal(xform, [[0, 1], [1, 1], [2, 1]]):
-        return array, np.asarray(affine, dtype=np.float64)
-    out = apply_orientation(array, xform)
-    new_affine = np.asarray(affine, dtype=np.float64) @ inv_ornt_aff(xform, array.shape)
-    return np.ascontiguousarray(out), new_affine
+    """`array` flipped and permuted so that its axis codes are L, P, S (a C-ordered copy unless it
+    already is), and the matching affine: `warehouse.grid.to_lps`."""
+    return _to_lps(array, affine, contiguous=True)
 
 
 def to_hu_int16(values: np.ndarray) -> np.ndarray:
@@ -295,21 +291,13 @@ DICOM_KEYS = ("PatientID", "PatientAge", "PatientSex", "Manufacturer", "Manufact
 
 
 def same_grid(a: np.ndarray, b: np.ndarray, shape_a: tuple, shape_b: tuple) -> bool:
-    """Same shape, axes within 1e-4 mm per voxel step and origins within 0.01 mm."""
-    return (tuple(shape_a) == tuple(shape_b) and np.allclose(a[:3, :3], b[:3, :3], atol=1e-4)
-            and np.allclose(a[:3, 3], b[:3, 3], atol=1e-2))
+    """Same shape and affines within `warehouse.grid.GRID_ATOL_MM` (`Grid.same_as`)."""
+    return Grid(shape_a, a).same_as(Grid(shape_b, b))
 
 
 def mask_to_image_grid(mask: np.ndarray, mask_affine: np.ndarray, image: CTImage, *, file: str) -> np.ndarray:
     """A mask read from a file, checked against the image's original grid and put on the stored grid."""
-    from warehouse.errors import GridMismatchError
-
     if mask.ndim == 4 and mask.shape[3] == 1:
         mask = mask[..., 0]
-    if not same_grid(mask_affine, image.original_affine, mask.shape, image.original_shape):
-        raise GridMismatchError(
-            f"mask grid {tuple(mask.shape)} does not match the image grid {tuple(image.original_shape)}"
-            + ("" if tuple(mask.shape) != tuple(image.original_shape) else " (same shape, different affine)"),
-            case_id=None, file=file, stage="masks",
-            hint="masks must be written on the CT's own grid; resample them onto it first")
+    Grid(mask.shape, mask_affine).check(Grid(image.original_shape, image.original_affine), file=file)
     return to_lps(mask, mask_affine)[0]

@@ -19,7 +19,6 @@ by a hash of the row's content, so the same inputs give the same questions.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -27,6 +26,7 @@ from importlib.resources import files
 
 from ingest.structure.findings import terms_of
 from warehouse.anatomy import TOP_LEVEL, anatomy
+from warehouse.ids import content_id
 
 EXTRACTOR = "radgenome-rules-1"
 
@@ -48,7 +48,8 @@ def region_vocabulary() -> dict[str, tuple[str, ...]]:
 
 
 def _digest(*parts: object) -> str:
-    return hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()
+    """40 hex digits of `warehouse.ids.content_id` (the release reader's VQA key has the same recipe)."""
+    return content_id(*parts, size=40)
 
 
 def _question(kind: str, key: str, **fields: str) -> str:

@@ -35,6 +35,7 @@ from warehouse.anatomy import Region, anatomy
 from warehouse.array_io import ArrayReader, open_array, write_array
 from warehouse.boxes import Box, slices, union_box
 from warehouse.errors import ArrayNotFoundError, GridMismatchError, IngestError, WarehouseError
+from warehouse.grid import AIR_HU, Grid, margin_box, same_affine, shift_affine
 from warehouse.labels import label_map_layer, mask_stats, pack_masks, region_stats, union_in_box
 from warehouse.ome import Structure
 from warehouse.unions import pieces
@@ -44,7 +45,7 @@ FORMAT = 2  # 2: a structure may be stored as its parts (`parts`, the labels gro
 # Label layers: plain zstd 9. Bit-shuffled zstd (blosc clevel 5) stored 20 % fewer bytes for the
 # same write CPU on a RadGenome-like case but decoded 1.5x slower; region reads come first.
 LABEL_CODEC = ZstdCodec(level=9)
-IMAGE_FILL = -1024  # air: chunks of pure padding are not stored
+IMAGE_FILL = AIR_HU  # air: chunks of pure padding are not stored
 _PLAIN_VOLUME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_]*)\.nii\.gz$")
 
 RegionRef = str | int | Region
@@ -183,7 +184,7 @@ class ArrayStore:
         if key in self._root:
             del self._root[key]
 
-    def _grid(self, case_id: str, affine: np.ndarray, what: str) -> tuple[np.ndarray, tuple | None]:
+    def _grid(self, case_id: str, affine: np.ndarray, what: str) -> tuple[np.ndarray, Grid | None]:
         """The call's affine, checked against the case's grid (image or earlier masks) if it has one."""
         self._writable(case_id)
         affine = _check_affine(affine, case_id)
@@ -191,11 +192,11 @@ class ArrayStore:
             case = self._case(case_id)
         except ArrayNotFoundError:
             return affine, None
-        if not np.allclose(affine, case.affine, atol=1e-3):
+        if not same_affine(affine, case.affine):
             raise GridMismatchError(f"affine of the {what} {np.round(affine, 3).tolist()} differs from the case's "
                                     f"{np.round(case.affine, 3).tolist()}", case_id=case_id, stage="masks",
                                     hint="masks must be on the CT's grid: resample them first")
-        return affine, (case.shape, case.affine)
+        return affine, Grid(case.shape, case.affine)
 
     @_compact_json
     def _commit(self, case_id: str, mask_source: str, layers: dict[str, np.ndarray],
@@ -254,10 +255,10 @@ class ArrayStore:
         case = self._image_case(case_id)
         return self._array(case, "image")[...], case.affine.copy()
 
-    def grid(self, case_id: str) -> tuple[tuple[int, int, int], np.ndarray]:
-        """Shape and affine of a case's grid (metadata only, no voxel is read)."""
+    def grid(self, case_id: str) -> Grid:
+        """A case's `Grid` (metadata only, no voxel is read); unpacks as ``shape, affine``."""
         case = self._case(case_id)
-        return case.shape, case.affine.copy()
+        return Grid(case.shape, case.affine)
 
     def structures(self, case_id: str) -> list[dict]:
         """Every stored mask of a case: name, region, region_id, layer, value, voxels, bbox, mask_source."""
@@ -283,7 +284,7 @@ class ArrayStore:
                     case.affine.copy())
         mask = union_in_box(self._reader(case), structures, box)
         if crop:
-            return mask, _shift(case.affine, box[0])
+            return mask, shift_affine(case.affine, box[0])
         full = np.zeros(case.shape, bool)
         full[slices(box)] = mask
         return full, case.affine.copy()
@@ -297,12 +298,9 @@ class ArrayStore:
         if box is None:
             raise ArrayNotFoundError(f"region {reg.name!r} is empty in case {case_id!r}: nothing to crop",
                                      case_id=case_id)
-        grow = np.ceil(max(float(margin_mm), 0.0) / ome.spacing(case.affine) - 1e-9).astype(int)
-        lo = tuple(max(0, a - g) for a, g in zip(box[0], grow, strict=True))
-        hi = tuple(min(n, b + g) for b, g, n in zip(box[1], grow, case.shape, strict=True))
-        big = (lo, hi)
+        big = margin_box(box, case.shape, case.affine, margin_mm)
         hu = self._array(case, "image")[slices(big)]
-        return hu, union_in_box(self._reader(case), structures, big), _shift(case.affine, lo)
+        return hu, union_in_box(self._reader(case), structures, big), shift_affine(case.affine, big[0])
 
     # -- internals ---------------------------------------------------------------------------
     def _case(self, case_id: str) -> _Case:
@@ -362,13 +360,6 @@ def _check_affine(affine: np.ndarray, case_id: str) -> np.ndarray:
 def _layer_prefix(mask_source: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.]", "_", mask_source).strip(".") or "masks"
     return safe if safe == mask_source else f"{safe}_{hashlib.sha1(mask_source.encode()).hexdigest()[:6]}"
-
-
-def _shift(affine: np.ndarray, lo: Iterable[int]) -> np.ndarray:
-    """The affine of a crop starting at voxel `lo`: same world coordinates for the same voxel."""
-    out = np.array(affine, dtype=float)
-    out[:3, 3] = affine[:3, :3] @ np.asarray(list(lo), float) + affine[:3, 3]
-    return out
 
 
 def _load_case(root: Path, key: str, case_id: str) -> _Case:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from warehouse.ome import Box
+Box = tuple[tuple[int, int, int], tuple[int, int, int]]  # (lo inclusive, hi exclusive), voxels
 
 __all__ = ["Box", "bounding_box", "box_shape", "inside", "intersect", "slices", "union_box"]
 

@@ -21,6 +21,7 @@ import numpy as np
 from warehouse.anatomy import Anatomy, Region, anatomy
 from warehouse.boxes import Box, bounding_box, box_shape, intersect, slices, union_box
 from warehouse.errors import GridMismatchError, IngestError, UnknownRegionError
+from warehouse.grid import Grid, same_affine
 from warehouse.ome import Structure
 from warehouse.unions import Crop, pieces, split_unions
 
@@ -72,15 +73,21 @@ def _mask_array(case_id: str, name: str, value: MaskValue) -> tuple[np.ndarray, 
     return arr, aff
 
 
+def _as_grid(grid: Grid | tuple[tuple[int, ...], np.ndarray] | None) -> Grid | None:
+    return grid if grid is None or isinstance(grid, Grid) else Grid(*grid)
+
+
 def _check_grid(case_id: str, name: str, shape: tuple[int, ...], affine: np.ndarray | None,
-                grid: tuple[tuple[int, ...], np.ndarray], what: str) -> None:
-    if tuple(shape) != tuple(grid[0]):
-        raise GridMismatchError(f"{what} {name!r} has shape {tuple(shape)}, the case's grid is {tuple(grid[0])}",
+                grid: Grid, what: str) -> None:
+    """A mask's shape and affine (None: given as a bare array) against the case's grid, within
+    the one tolerance of `warehouse.grid` (`same_affine`)."""
+    if tuple(shape) != grid.shape:
+        raise GridMismatchError(f"{what} {name!r} has shape {tuple(shape)}, the case's grid is {grid.shape}",
                                 case_id=case_id, file=name, stage="masks",
                                 hint="masks must be on the CT's grid: resample them first")
-    if affine is not None and not np.allclose(affine, grid[1], atol=1e-3):
+    if affine is not None and not same_affine(affine, grid.affine):
         raise GridMismatchError(f"{what} {name!r} has affine {np.round(affine, 3).tolist()}, the case's is "
-                                f"{np.round(grid[1], 3).tolist()}", case_id=case_id, file=name, stage="masks",
+                                f"{np.round(grid.affine, 3).tolist()}", case_id=case_id, file=name, stage="masks",
                                 hint="masks must be on the CT's grid: resample them first")
 
 
@@ -93,7 +100,7 @@ def _region(case_id: str, name: str, resolve: Callable[[str], Region]) -> Region
 
 
 def pack_masks(case_id: str, masks: Mapping[str, MaskValue] | Iterable[tuple[str, MaskValue]],
-               grid: tuple[tuple[int, ...], np.ndarray] | None, affine: np.ndarray, mask_source: str,
+               grid: Grid | tuple[tuple[int, ...], np.ndarray] | None, affine: np.ndarray, mask_source: str,
                layer_prefix: str, resolve: Callable[[str], Region],
                measure: Callable[[str, Box, np.ndarray], None] | None = None) -> tuple[
                    dict[str, np.ndarray], list[Structure], tuple | None]:
@@ -110,6 +117,7 @@ def pack_masks(case_id: str, masks: Mapping[str, MaskValue] | Iterable[tuple[str
         items: Iterable[tuple[str, MaskValue]] = ((k, masks[k]) for k in sorted(masks))
     else:  # a stream of pairs (e.g. a generator reading files): never materialised as a list
         regions, items = {}, masks
+    grid = _as_grid(grid)
     crops: dict[str, Crop] = {}
     decoded: dict[bytes, Crop] = {}  # by `content_key`: masks with the same file bytes are decoded once
     for name, value in items:
@@ -124,7 +132,7 @@ def pack_masks(case_id: str, masks: Mapping[str, MaskValue] | Iterable[tuple[str
             continue
         arr, aff = _mask_array(case_id, name, value)
         if grid is None:
-            grid = (arr.shape, affine)
+            grid = Grid(arr.shape, affine)
         _check_grid(case_id, name, arr.shape, aff, grid, "mask")
         box = bounding_box(arr)  # on the raw values: no full-size boolean copy
         crop = _nonzero(arr, box) if box else None
@@ -134,7 +142,7 @@ def pack_masks(case_id: str, masks: Mapping[str, MaskValue] | Iterable[tuple[str
         if key is not None:
             decoded[key] = crops[name]
         del arr, crop
-    packer = LayerPacker(grid[0]) if grid else None
+    packer = LayerPacker(grid.shape) if grid else None
     unions = split_unions(crops, regions, anatomy())
     stored = {n: unions[n][1] if n in unions else crops[n] for n in crops}  # the voxels each puts in a layer
     structures = []
@@ -149,7 +157,7 @@ def pack_masks(case_id: str, masks: Mapping[str, MaskValue] | Iterable[tuple[str
                                     voxels=whole.voxels, bbox=whole.box,
                                     parts=unions[name][0] if name in unions else ()))
     layers = {f"{layer_prefix}-{i}": a for i, a in enumerate(packer.layers)} if packer else {}
-    return layers, structures, tuple(grid[0]) if grid else None
+    return layers, structures, grid.shape if grid else None
 
 
 def _nonzero(arr: np.ndarray, box: Box) -> np.ndarray:
@@ -161,14 +169,14 @@ def _nonzero(arr: np.ndarray, box: Box) -> np.ndarray:
 
 
 def label_map_layer(case_id: str, labels: Any, classes: Mapping[int, str],
-                    grid: tuple[tuple[int, ...], np.ndarray] | None, affine: np.ndarray, mask_source: str,
+                    grid: Grid | tuple[tuple[int, ...], np.ndarray] | None, affine: np.ndarray, mask_source: str,
                     layer_prefix: str, resolve: Callable[[str], Region]) -> tuple[dict[str, np.ndarray],
                                                                                   list[Structure], tuple]:
     """An integer label map ({value: class}, 0 = background) -> (one layer, structures, shape)."""
     from scipy import ndimage
 
     arr, aff = _mask_array(case_id, "label map", labels)
-    _check_grid(case_id, "label map", arr.shape, aff, grid or (arr.shape, affine), "label map")
+    _check_grid(case_id, "label map", arr.shape, aff, _as_grid(grid) or Grid(arr.shape, affine), "label map")
     classes = {int(v): c for v, c in classes.items()}
     regions = {v: _region(case_id, c, resolve) for v, c in classes.items()}
     if arr.dtype.kind == "f" and not np.array_equal(arr, np.rint(arr)):

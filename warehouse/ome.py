@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from warehouse.boxes import Box
+from warehouse.grid import spacing  # its home; `ome.spacing` stays importable
+
 VERSION = "0.5"
 AXES = ("x", "y", "z")
-Box = tuple[tuple[int, int, int], tuple[int, int, int]]  # (lo inclusive, hi exclusive), voxels
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,6 @@ def read_structures(case_dir: Path) -> list[Structure]:
         for p in (read_attrs(case_dir / "labels" / name) or {})["ome"]["image-label"]["properties"]:
             out.append(Structure.from_dict({**p, "layer": name, "value": p["label-value"]}))
     return out + [Structure.from_dict(d) for key in ("unions", "empty") for d in labels.get(key, [])]
-
-
-def spacing(affine: np.ndarray) -> np.ndarray:
-    """Voxel spacing in mm along each array axis (lengths of the affine's columns)."""
-    return np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
 
 
 def multiscales(name: str, path: str, affine: np.ndarray) -> list[dict]:

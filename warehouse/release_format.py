@@ -5,6 +5,9 @@ The ingest readers (`ingest.sources.radgenome_csv`, `ingest.sources.ct_rate`) re
 them and `warehouse.exports.radgenome_csv` writes with them, so the round trip is one
 table read in two directions. It sits below both in the flow: sources and exports import
 it, it imports only the schema.
+
+`NOT_GIVEN` (CT-RATE's empty report field) and `LICENCES` (the released datasets' terms,
+which every export carries) are written here once, for the same readers and writers.
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ RELEASE_EXTRACTOR = "radgenome-release"
 REGION_FILES_EXTRACTOR = "radgenome-validation-regions"  # one file per top-level region (Reg2RG layout)
 CT_RATE_LABEL_SOURCE = "ct_rate_predicted"  # case_labels.source of CT-RATE's predicted-label files
 RELEASED_SOURCES = frozenset({RELEASE_EXTRACTOR, REGION_FILES_EXTRACTOR, CT_RATE_LABEL_SOURCE})
+# The datasets the warehouse's data derive from, and their terms (exports cite them).
+LICENCES: tuple[dict, ...] = (
+    {"dataset": "RadGenome-ChestCT", "licence": "CC-BY-4.0",
+     "url": "https://huggingface.co/datasets/RadGenome/RadGenome-ChestCT"},
+    {"dataset": "CT-RATE", "licence": "CC-BY-NC-SA-4.0",
+     "url": "https://huggingface.co/datasets/ibrahimhamamci/CT-RATE"},
+)
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,10 @@ from warehouse.api import Warehouse
 from warehouse.errors import ArrayNotFoundError
 from warehouse.exports.bundle import cohort
 from warehouse.exports.bundle_tables import region_texts
-from warehouse.exports.nifti import shift_affine
+from warehouse.grid import AIR_HU, shift_affine  # AIR_HU: padding is air, -1024 HU
 from warehouse.snapshot import open_snapshot
 
 RESIZE_MODES = ("pad", "resample")
-AIR_HU = -1024.0
 
 
 def cohort_items(wh: Warehouse, region: str, sql: str | None = None, query: str | None = None,

@@ -23,6 +23,7 @@ import numpy as np
 
 from warehouse.anatomy import Region, anatomy
 from warehouse.errors import ArrayNotFoundError
+from warehouse.grid import Grid, to_lps
 
 WINDOW = (-1000.0, 400.0)  # HU shown black .. white: lungs and soft tissue both readable
 MAX_LEGEND, MAX_MASKS = 16, 60
@@ -51,22 +52,13 @@ def region_colour(region_id: int) -> tuple[float, float, float, float]:
 
 
 def to_display(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """The volume flipped/permuted to L, P, S axis order (the stored order of `ingest.images`)."""
-    from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
-
-    xform = ornt_transform(io_orientation(affine), axcodes2ornt(("L", "P", "S")))
-    return apply_orientation(volume, xform)
+    """The volume flipped/permuted to L, P, S axis order (the stored order, `warehouse.grid.to_lps`)."""
+    return to_lps(volume, affine)[0]
 
 
-def display_spacing(affine: np.ndarray) -> np.ndarray:
-    """Voxel spacing along the display (L, P, S) axes."""
-    from nibabel.orientations import io_orientation
-
-    spacing = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
-    out = np.empty(3)
-    for axis, (target, _) in enumerate(io_orientation(affine)):
-        out[int(target)] = spacing[axis]
-    return out
+def display_spacing(affine: np.ndarray, shape: tuple[int, ...] = (1, 1, 1)) -> np.ndarray:
+    """Voxel spacing along the display (L, P, S) axes (the shape does not change it)."""
+    return np.array(Grid(shape, affine).to_lps().spacing)
 
 
 def views(volume: np.ndarray, centre: tuple[int, int, int]) -> dict[str, np.ndarray]:
@@ -141,7 +133,7 @@ def render_case(root: Path | str, case_id: str, *, region: str | None = None, ou
     focus = np.logical_or.reduce([o.mask for o in overlays]) if reg is not None else None
     centre = tuple(int(round(c)) for c in (np.argwhere(focus).mean(axis=0) if focus is not None
                                             else (np.array(volume.shape) - 1) / 2))
-    sp = display_spacing(affine)
+    sp = display_spacing(affine, hu.shape)
     aspects = {"axial": sp[1] / sp[0], "coronal": sp[2] / sp[0], "sagittal": sp[2] / sp[1]}
 
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="black")

@@ -36,10 +36,10 @@ import nibabel as nib
 import numpy as np
 
 from ingest.images import SHAPE_MAX, SPACING_MAX_MM, CTImage, check_affine, check_shape, hu_int16, to_lps
-from ingest.sources.release_csv import ErrorSink, printable, read_csv
+from ingest.sources.release_csv import ErrorSink, printable, read_csv, report_rows
 from ingest.sources.volume_names import case_name_problem, try_parse
 from warehouse.errors import IngestError
-from warehouse.release_format import CT_RATE_FILES, CT_RATE_LABEL_SOURCE, NOT_GIVEN
+from warehouse.release_format import CT_RATE_FILES, CT_RATE_LABEL_SOURCE
 from warehouse.schema import CT_RATE_LABELS
 
 LABEL_SOURCE = CT_RATE_LABEL_SOURCE
@@ -154,25 +154,9 @@ def read_metadata(path: Path, errors: ErrorSink, into: dict[str, MetadataRow]) -
 
 
 def read_reports(path: Path, errors: ErrorSink, seen: set[str]) -> Iterator[dict[str, list[dict]]]:
-    """`reports` rows; ``Not given.`` is stored as null."""
-    spec, rows = CT_RATE_FILES["reports"], []
-    for line, row in read_csv(path, spec.header, errors, stage="report", key="VolumeName",
-                              check_key=case_name_problem):
-        case_id = row["VolumeName"].strip()
-        if case_id in seen:
-            errors.add("duplicate VolumeName; the later report is skipped", file=path, location=f"line {line}",
-                       case_id=case_id, stage="report")
-            continue
-        seen.add(case_id)
-        blank = [name for name, _ in spec.columns[1:] if row[name] and not row[name].strip()]
-        if blank:
-            errors.add(f"column(s) {', '.join(map(repr, blank))} hold nothing but whitespace; stored as empty "
-                       f"(write {NOT_GIVEN!r} for a field with no text)", file=path, location=f"line {line}",
-                       case_id=case_id, stage="report")
-        rows.append({"case_id": case_id, "source": "ct_rate",
-                     **{col: None if row[name] == NOT_GIVEN or name in blank else row[name]
-                        for name, col in spec.columns[1:]}})
-    yield {"reports": rows}
+    """`reports` rows (`report_rows`); ``Not given.`` is stored as null, an empty field as ""."""
+    yield {"reports": [{"case_id": case_id, "source": "ct_rate", **fields}
+                       for _, case_id, fields in report_rows(path, errors, seen=seen)]}
 
 
 def read_labels(path: Path, errors: ErrorSink, seen: set[str]) -> Iterator[dict[str, list[dict]]]:

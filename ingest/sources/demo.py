@@ -16,7 +16,6 @@ tables), `demo_volume` (grid and anatomy masks) and `demo_paint` (HU, findings d
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -27,9 +26,11 @@ import numpy as np
 from ingest.job import CaseJob, CaseOutput, JobContext, Rows, Source
 from ingest.report_stage import report_rows
 from ingest.sources.demo_case import GENERATOR_VERSION, SyntheticCase, case_name, generate_case, generate_cases
-from ingest.sources.demo_report import NOT_GIVEN, path_of
+from ingest.sources.demo_report import path_of
 from ingest.vqa import generate_vqa
 from warehouse.anatomy import anatomy
+from warehouse.ids import content_id
+from warehouse.release_format import NOT_GIVEN
 
 TRUTH_EXTRACTOR = "demo-truth"
 SOURCE_NAME = "demo"
@@ -39,8 +40,8 @@ __all__ = ["DemoCaseJob", "DemoSource", "SyntheticCase", "generate_case", "gener
 
 
 def _id(prefix: str, *parts: object) -> str:
-    """A deterministic id from the row's content."""
-    return prefix + hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).hexdigest()
+    """A deterministic id from the row's content: `prefix` + 16 hex digits of `warehouse.ids.content_id`."""
+    return prefix + content_id(*parts, size=16)
 
 
 def case_row(case: SyntheticCase) -> dict:

@@ -26,9 +26,9 @@ from ingest.sources.demo_vocab import (
     UNCERTAIN_TAILS,
 )
 from warehouse.anatomy import anatomy
+from warehouse.release_format import NOT_GIVEN
 from warehouse.schema import CT_RATE_LABELS
 
-NOT_GIVEN = "Not given."
 # Regions whose report paragraph is not their canonical top level (RadGenome: mediastinum/aorta).
 TOP_LEVEL_OVERRIDES = {"aorta": "mediastinum"}
 

@@ -34,13 +34,11 @@ import numpy as np
 from ingest.images import NIFTI_SUFFIXES, CTImage, case_stem, is_nifti, read_ct
 from ingest.job import CaseJob, CaseOutput, JobContext, Rows, Source
 from ingest.sources.ct_rate import age_problem, parse_age
-from ingest.sources.release_csv import ErrorSink, printable, read_csv
+from ingest.sources.release_csv import ErrorSink, printable, report_rows
 from ingest.sources.volume_names import case_name_problem, try_parse
 from warehouse.errors import WarehouseError
-from warehouse.release_format import CT_RATE_FILES, NOT_GIVEN
 
 SOURCE = "folder"
-REPORT_COLUMNS = CT_RATE_FILES["reports"].columns  # (CSV column, reports column), VolumeName first
 
 
 def _is_dicom(path: Path) -> bool:
@@ -134,18 +132,11 @@ def mask_folders_message(root: Path, skipped: list[Path]) -> str:
 
 
 def read_reports(path: Path, errors: ErrorSink) -> dict[str, tuple[str, dict]]:
-    """(VolumeName, `reports` columns) by VolumeName stem; ``Not given.`` becomes null."""
-    out: dict[str, tuple[str, dict]] = {}
-    for line, row in read_csv(path, ["VolumeName"], errors, stage="report", key="VolumeName",
-                              check_key=case_name_problem):
-        name = row["VolumeName"].strip()
-        if case_stem(name) in out:
-            errors.add("duplicate VolumeName; the later report is skipped", file=path, location=f"line {line}",
-                       case_id=name, stage="report")
-            continue
-        out[case_stem(name)] = (name, {col: (None if (row.get(c) or "").strip() in ("", NOT_GIVEN) else row[c])
-                                       for c, col in REPORT_COLUMNS[1:]})
-    return out
+    """(VolumeName, `reports` columns) by VolumeName stem, read by `release_csv.report_rows` (only
+    ``VolumeName`` required; a duplicate stem is an error row); empty and ``Not given.`` become null."""
+    return {case_stem(name): (name, {col: v or None for col, v in fields.items()})
+            for _, name, fields in report_rows(path, errors, required=["VolumeName"], same=case_stem,
+                                               note_blank=False)}
 
 
 @dataclass

@@ -16,18 +16,16 @@ import gzip
 import hashlib
 import io
 import zlib
-from functools import lru_cache
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
 
-from ingest.images import STORED_AXCODES, CTImage, binary_mask
-from warehouse.errors import GridMismatchError, IngestError
+from ingest.images import CTImage, binary_mask
+from warehouse.errors import IngestError
+from warehouse.grid import Grid, to_lps
 
 _GZIP = b"\x1f\x8b"
-_IDENTITY = np.array([[0, 1], [1, 1], [2, 1]])
 
 
 class MaskReadError(Exception):
@@ -96,36 +94,21 @@ def decode_nifti(payload: bytes | str) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(_squeeze(shape), order="A"), np.asarray(header.get_best_affine(), dtype=np.float64)
 
 
-@lru_cache(maxsize=64)
-def _to_lps(affine_bytes: bytes, shape: tuple[int, ...]) -> tuple[bytes, bytes]:
-    affine = np.frombuffer(affine_bytes).reshape(4, 4)
-    xform = ornt_transform(io_orientation(affine), axcodes2ornt(STORED_AXCODES))
-    return xform.tobytes(), (affine @ inv_ornt_aff(xform, shape)).tobytes()
-
-
 def lps_view(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`data` as a view with axis codes L, P, S (as `ingest.images.to_lps`, without the copy)."""
-    xform_bytes, affine_bytes = _to_lps(np.asarray(affine, np.float64).tobytes(), tuple(data.shape))
-    xform = np.frombuffer(xform_bytes).reshape(3, 2)
-    if np.array_equal(xform, _IDENTITY):
-        return data, np.asarray(affine, np.float64)
-    return apply_orientation(data, xform), np.frombuffer(affine_bytes).reshape(4, 4).copy()
+    """`data` as a view with axis codes L, P, S (`warehouse.grid.to_lps`, without the copy)."""
+    return to_lps(data, affine)
 
 
 def stored_grid(shape: tuple[int, ...], affine: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
-    """The shape and affine a grid has once viewed as L, P, S (no voxels needed)."""
-    view, stored_affine = lps_view(np.broadcast_to(np.False_, tuple(shape)), affine)
-    return tuple(view.shape), stored_affine
+    """The shape and affine a grid has once viewed as L, P, S (no voxels needed): `Grid.to_lps`."""
+    grid = Grid(shape, affine).to_lps()
+    return grid.shape, np.array(grid.affine)
 
 
-def check_image_grid(shape: tuple[int, ...], affine: np.ndarray, image: CTImage, *, file: str,
-                     atol: float = 1e-3) -> None:
-    """Raise `GridMismatchError` unless a mask's grid is its image's (as released, before reorienting)."""
-    if tuple(shape) != tuple(image.original_shape) or not np.allclose(affine, image.original_affine, atol=atol):
-        raise GridMismatchError(
-            f"mask grid {tuple(shape)} does not match the image grid {tuple(image.original_shape)}"
-            + ("" if tuple(shape) != tuple(image.original_shape) else " (same shape, different affine)"),
-            file=file, stage="masks", hint="masks must be written on the CT's own grid; resample them onto it first")
+def check_image_grid(shape: tuple[int, ...], affine: np.ndarray, image: CTImage, *, file: str) -> None:
+    """Raise `GridMismatchError` unless a mask's grid is its image's (as released, before reorienting),
+    within the one tolerance of `Grid.same_as`."""
+    Grid(shape, affine).check(Grid(image.original_shape, image.original_affine), file=file)
 
 
 def gzip_body(payload: bytes) -> bytes:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.job import printable
+from ingest.sources.volume_names import case_name_problem
+from warehouse.ids import content_id
+from warehouse.release_format import CT_RATE_FILES, NOT_GIVEN
 
 csv.field_size_limit(min(sys.maxsize, 1 << 30))  # report paragraphs can be long
 
@@ -42,9 +44,9 @@ _UTF16_32 = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, code
 
 
 def row_id(*parts: object, n: int = 20) -> str:
-    """A deterministic id from a row's content (and its ordinal, so duplicates stay distinct)."""
-    return hashlib.blake2b("\x1f".join("" if p is None else str(p) for p in parts).encode(),
-                           digest_size=16).hexdigest()[:n]
+    """A deterministic id from a row's content (and its ordinal, so duplicates stay distinct):
+    `warehouse.ids.content_id` with `n` hex digits."""
+    return content_id(*parts, size=n)
 
 
 @dataclass
@@ -205,3 +207,41 @@ def _check_row(row: list[str], header: list[str], lines: _Lines, line: int, path
                    stage=stage)
         values = {c: CONTROL.sub("", v) for c, v in values.items()}
     return values
+
+
+REPORT_COLUMNS = CT_RATE_FILES["reports"].columns  # (CSV column, reports column), VolumeName first
+
+
+def report_rows(path: Path, errors: ErrorSink, *, columns: Sequence[tuple[str, str]] = REPORT_COLUMNS,
+                required: Sequence[str] | None = None, same: Callable[[str], str] | None = str,
+                seen: set[str] | None = None, check_key: Callable[[str], str | None] | None = case_name_problem,
+                note_blank: bool = True, stage: str = "report") -> Iterator[tuple[int, str, dict[str, str | None]]]:
+    """``(line, VolumeName, {reports column: text})`` for each good row of a CT-RATE-style reports CSV.
+
+    The one reader of report CSVs (`read_reports` here, `ingest.sources.folder`,
+    `ingest.structure.io`): rows come through `release_csv.read_csv`, so a file that is not
+    UTF-8, a missing column, bad bytes, an unclosed quote or a bad case name is an error row
+    in `errors`, never an exception. `columns` pairs each CSV column with its output key, the
+    case's column first; `required` (default: all of them) must be in the header, the others
+    read as null when absent. A field that is ``Not given.`` is null; one of nothing but
+    whitespace is null too, with an error row if `note_blank`. A row whose ``same(VolumeName)``
+    is in `seen` is a duplicate (error row, skipped); `same=None` keeps duplicates.
+    """
+    key = columns[0][0]
+    seen = set() if seen is None else seen
+    header = [c for c, _ in columns] if required is None else list(required)
+    for line, row in read_csv(path, header, errors, stage=stage, key=key, check_key=check_key):
+        name = row[key].strip()
+        if same is not None:
+            if same(name) in seen:
+                errors.add(f"duplicate {key}; the later report is skipped", file=path, location=f"line {line}",
+                           case_id=name, stage=stage)
+                continue
+            seen.add(same(name))
+        blank = [c for c, _ in columns[1:] if row.get(c) and not row[c].strip()]
+        if blank and note_blank:
+            errors.add(f"column(s) {', '.join(map(repr, blank))} hold nothing but whitespace; stored as empty "
+                       f"(write {NOT_GIVEN!r} for a field with no text)", file=path, location=f"line {line}",
+                       case_id=name, stage=stage)
+        yield line, name, {col: None if c in blank or (row.get(c) or "").strip() == NOT_GIVEN else row.get(c)
+                           for c, col in columns[1:]}

@@ -4,17 +4,15 @@ CT-RATE's multi_abnormality_labels CSV out; a CSV naming the rows that could not
 from __future__ import annotations
 
 import csv
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.sources.release_csv import ErrorSink, report_rows
 from ingest.structure.backend import ReportInput
 from ingest.structure.report import StructuredReport
 from warehouse.errors import WarehouseError
 from warehouse.schema import CT_RATE_LABELS
-
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 # Accepted spellings of the columns (CT-RATE writes VolumeName, RadGenome Volumename).
 ID_COLUMNS = ("VolumeName", "Volumename", "volume_name", "case_id", "AccessionNo")
@@ -29,44 +27,58 @@ def _pick(columns: list[str], names: tuple[str, ...]) -> str | None:
 
 @dataclass
 class ReportsFile:
-    """The reports read from a CSV, the line each came from, and (line, id, error) for unreadable rows."""
+    """The reports read from a CSV, the line each came from, (line, id, error) for unreadable rows
+    and (line, id, note) for rows read with a change (control characters removed)."""
 
     reports: list[ReportInput] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     bad: list[tuple[int, str, str]] = field(default_factory=list)
+    notes: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def _header(path: Path) -> list[str]:
+    """The column names of a CSV's first line ([] where it cannot be read; `report_rows` then says why)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+            return [h.strip() for h in next(csv.reader(fh), [])]
+    except (OSError, csv.Error):
+        return []
+
+
+def _has_id(name: str) -> str | None:
+    return None if name else "the row has no case id"
 
 
 def read_reports(path: Path | str) -> ReportsFile:
     """The reports of a CT-RATE-style CSV, and the rows that cannot be read.
 
-    `VolumeName` and `Findings_EN` are required; `Impressions_EN` and other columns are optional.
+    `VolumeName` and `Findings_EN` are required (or a spelling of them in `ID_COLUMNS`,
+    `FINDINGS_COLUMNS`); `Impressions_EN` and other columns are optional. Read by
+    `ingest.sources.release_csv.report_rows`: a bad row (bytes that are not UTF-8, an unclosed
+    quote, a wrong number of fields, no id, a duplicate id) is a `bad` row naming its line;
+    a file that cannot be read at all (no such file, not UTF-8, a missing column) raises
+    `WarehouseError`; a row kept with its control characters removed has a `notes` entry.
+    ``Not given.`` reads as null.
     """
     path = Path(path)
-    try:
-        fh = open(path, newline="", encoding="utf-8-sig", errors="replace")
-    except OSError as e:
-        raise WarehouseError(f"cannot read {path}: {e.strerror}", file=str(path), stage="structure") from None
-    with fh:
-        reader = csv.DictReader(fh)
-        cols = reader.fieldnames or []
-        id_col, find_col = _pick(cols, ID_COLUMNS), _pick(cols, FINDINGS_COLUMNS)
-        if id_col is None or find_col is None:
-            need = [n for n, c in (("VolumeName", id_col), ("Findings_EN", find_col)) if c is None]
-            raise WarehouseError(f"{path.name} lacks column(s) {', '.join(need)} (has: {', '.join(cols) or 'none'})",
-                                 file=str(path), stage="structure",
+    cols = _header(path)
+    id_col = _pick(cols, ID_COLUMNS) or "VolumeName"
+    find_col = _pick(cols, FINDINGS_COLUMNS) or "Findings_EN"
+    imp_col = _pick(cols, IMPRESSIONS_COLUMNS) or "Impressions_EN"
+    errors, out = ErrorSink("structure"), ReportsFile()
+    columns = ((id_col, "case_id"), (find_col, "findings"), (imp_col, "impressions"))
+    for line, case_id, fields in report_rows(path, errors, columns=columns, required=[id_col, find_col],
+                                             check_key=_has_id, note_blank=False, stage="structure"):
+        out.reports.append(ReportInput(case_id, fields["findings"], fields["impressions"]))
+        out.lines.append(line)
+    kept = set(out.lines)
+    for e in errors.rows:
+        where = e["location"] or ""
+        if not where.startswith("line "):
+            raise WarehouseError(f"{path.name}: {e['error']}", file=str(path), stage="structure",
                                  hint="give a CSV in CT-RATE's reports format: VolumeName,Findings_EN[,Impressions_EN]")
-        imp_col = _pick(cols, IMPRESSIONS_COLUMNS)
-        out = ReportsFile()
-        for row in reader:
-            line = reader.line_num
-            case_id = (row.get(id_col) or "").strip()
-            if not case_id:
-                out.bad.append((line, "", f"row has no {id_col}"))
-            elif None in row:
-                out.bad.append((line, case_id, "row has more fields than the header"))
-            else:
-                out.reports.append(ReportInput(case_id, row.get(find_col), row.get(imp_col) if imp_col else None))
-                out.lines.append(line)
+        line = int(where.removeprefix("line "))
+        (out.notes if line in kept else out.bad).append((line, e["case_id"] or "", e["error"]))
     return out
 
 

@@ -7,7 +7,6 @@ and into RadGenome's `region_report` rows, the same way for every backend.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 from ingest.structure.findings import Mention
@@ -15,17 +14,14 @@ from ingest.structure.grounding import Grounding
 from ingest.structure.labels import LabelledMention, ct_rate_labels, label_rows, mention_classes
 from ingest.structure.lexicon import GROUNDED, top_levels_of
 from warehouse.anatomy import anatomy
+from warehouse.ids import content_id
 
 FINDINGS, IMPRESSIONS = "findings", "impressions"
 
 
 def stable_id(*parts: object) -> str:
-    """A deterministic id from content (16 hex digits)."""
-    h = hashlib.blake2b(digest_size=8)
-    for p in parts:
-        h.update(str(p).encode())
-        h.update(b"\x1f")
-    return h.hexdigest()
+    """A deterministic id from content (16 hex digits): `warehouse.ids.content_id`."""
+    return content_id(*parts, size=16)
 
 
 @dataclass(frozen=True)

@@ -38,18 +38,13 @@ from warehouse.anatomy import anatomy
 from warehouse.errors import ArrayNotFoundError, WarehouseError
 from warehouse.exports import bundle_tables
 from warehouse.exports.nifti import ArrayFile, plan_case, write_case
+from warehouse.release_format import LICENCES
 
 if TYPE_CHECKING:
     from warehouse.api import Warehouse
 
 KIND = "radgenome-warehouse cohort export"
 FORMAT_VERSION = 1
-LICENCES: tuple[dict, ...] = (
-    {"dataset": "RadGenome-ChestCT", "licence": "CC-BY-4.0",
-     "url": "https://huggingface.co/datasets/RadGenome/RadGenome-ChestCT"},
-    {"dataset": "CT-RATE", "licence": "CC-BY-NC-SA-4.0",
-     "url": "https://huggingface.co/datasets/ibrahimhamamci/CT-RATE"},
-)
 
 
 class ExportError(WarehouseError):

@@ -21,15 +21,14 @@ import pyarrow.parquet as pq
 
 from warehouse import schema
 from warehouse.anatomy import anatomy
+from warehouse.release_format import CT_RATE_FILES, LICENCES, NOT_GIVEN
 from warehouse.snapshot import TABLES_DIR
 
 if TYPE_CHECKING:
     from warehouse.api import Warehouse
     from warehouse.exports.nifti import ArrayFile
 
-NOT_GIVEN = "Not given."
-REPORT_COLUMNS = (("VolumeName", "case_id"), ("ClinicalInformation_EN", "clinical_information"),
-                  ("Technique_EN", "technique"), ("Findings_EN", "findings"), ("Impressions_EN", "impressions"))
+REPORT_COLUMNS = CT_RATE_FILES["reports"].columns  # (CSV column, reports column), VolumeName first
 
 
 def case_keys(case_ids: Sequence[str]) -> dict[str, str]:
@@ -152,7 +151,7 @@ def build_datalist(wh: Warehouse, case_ids: list[str], plans: Mapping[str, list[
                          {"ids": case_ids}).iter_rows())
     texts = region_texts(wh, case_ids, crop)
     out: dict = {"name": "radgenome-warehouse cohort", "description": f"snapshot {wh.snapshot_id}",
-                 "licence": "RadGenome-ChestCT: CC-BY-4.0; CT-RATE: CC-BY-NC-SA-4.0", "tensorImageSize": "3D",
+                 "licence": "; ".join(f"{x['dataset']}: {x['licence']}" for x in LICENCES), "tensorImageSize": "3D",
                  "modality": {"0": "CT"}, "regions": masks, "crop_region": crop, "training": [], "validation": []}
     if len(masks) == 1:
         out["labels"] = {"0": "background", "1": masks[0]}

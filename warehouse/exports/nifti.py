@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING
 import nibabel as nib
 import numpy as np
 
+from warehouse.boxes import Box
 from warehouse.errors import ArrayNotFoundError, WarehouseError
+from warehouse.grid import margin_box, shift_affine
 
 if TYPE_CHECKING:
     from warehouse.arrays import ArrayStore
 
 HEADER_BYTES = 352  # NIfTI-1 single file: header plus the 4-byte extension flag
-Box = tuple[tuple[int, int, int], tuple[int, int, int]]  # (lo inclusive, hi exclusive), voxels
 
 
 def nifti_image(array: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
@@ -49,13 +50,6 @@ def nifti_bytes_bound(shape: tuple[int, ...], dtype: np.dtype | type) -> int:
     """Upper bound of a `.nii.gz` file's size: the uncompressed size plus gzip's worst-case overhead."""
     raw = HEADER_BYTES + int(np.prod(shape)) * np.dtype(dtype).itemsize
     return raw + raw // 16000 * 5 + 64  # deflate stored blocks: 5 bytes per 16 KiB block, plus the gzip frame
-
-
-def shift_affine(affine: np.ndarray, offset: tuple[int, ...] | np.ndarray) -> np.ndarray:
-    """Affine of a sub-grid whose voxel [0,0,0] is voxel `offset` of the grid of `affine`."""
-    out = np.asarray(affine, dtype=np.float64).copy()
-    out[:3, 3] = affine[:3, :3] @ np.asarray(offset, dtype=np.float64) + affine[:3, 3]
-    return out
 
 
 def voxel_offset(outer: np.ndarray, inner: np.ndarray) -> tuple[int, int, int]:
@@ -105,12 +99,7 @@ class ArrayFile:
         return nifti_bytes_bound(self.shape, np.int16 if self.kind == "image" else np.uint8)
 
 
-def crop_box(bbox: Box, shape: tuple[int, ...], affine: np.ndarray, margin_mm: float) -> Box:
-    """A region's box grown by `margin_mm` on every side, clipped to the grid (as `region_crop` does)."""
-    grow = np.ceil(max(float(margin_mm), 0.0) / np.linalg.norm(affine[:3, :3], axis=0) - 1e-9).astype(int)
-    lo = tuple(max(0, int(a - g)) for a, g in zip(bbox[0], grow, strict=True))
-    hi = tuple(min(int(n), int(b + g)) for b, g, n in zip(bbox[1], grow, shape, strict=True))
-    return lo, hi  # type: ignore[return-value]
+crop_box = margin_box  # the old name: a region's box grown by a margin, clipped to the grid
 
 
 def plan_case(store: ArrayStore, case_id: str, key: str, mask_name: Callable[[str], str], *, image: bool,
@@ -128,7 +117,7 @@ def plan_case(store: ArrayStore, case_id: str, key: str, mask_name: Callable[[st
             bbox = None
         if bbox is None:
             return [], [f"{case_id}: no voxel of the crop region {crop!r}: its arrays are left out"]
-        box = crop_box(bbox, shape, affine, margin_mm)
+        box = margin_box(bbox, shape, affine, margin_mm)
     files, notes = [], []
     if image:
         if store.has_image(case_id):
