@@ -33,6 +33,11 @@ __all__ = ["RUNNERS", "BuildFailedError", "BuildInterrupted", "BuildSummary", "C
            "iter_chunks"]
 
 
+def default_workers() -> int:
+    """Worker processes when none are asked for: the CPUs, at most 8."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
 @dataclass
 class BuildSummary:
     """What a build did."""
@@ -136,7 +141,7 @@ def build(source: Source, root: Path | str, *, runner: str = "pool", workers: in
     builds the same inputs into `root`.
     """
     t0 = time.perf_counter()
-    workers = workers or max(1, min(os.cpu_count() or 1, 8))
+    workers = workers or default_workers()
     root_existed = Path(root).expanduser().exists()
     writer = SnapshotWriter(root, source.build_key(), on_wait=_say if progress else None)
     try:

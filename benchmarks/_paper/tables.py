@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from warehouse import schema
 from warehouse.anatomy import anatomy
-from warehouse.terms import CLASS_TERMS, lookup_term
+from warehouse.terms import lookup_term, term_entries
 
 from .generate import NO_FINDINGS, Release
 
@@ -31,8 +31,8 @@ from .generate import NO_FINDINGS, Release
 def ct_rate_class(phrase: str) -> str | None:
     """The CT-RATE class a released finding phrase is evidence for (its vocabulary term's first class;
     the benchmark's findings come from presence answers, with no sentence to check a place in)."""
-    term = lookup_term(phrase) or phrase
-    return next((label for label, terms in CLASS_TERMS.items() if term in terms), None)
+    entry = term_entries().get(lookup_term(phrase) or phrase)
+    return entry.ct_rate_labels[0] if entry and entry.ct_rate_labels else None
 
 _NUM = re.compile(r"\d+(?:\.\d+)?")
 

@@ -75,7 +75,7 @@ def _resolve(tops: set[str]) -> set[str]:
     return tops
 
 
-def _specific(regions: set[str]) -> tuple[str, ...]:
+def most_specific(regions: set[str]) -> tuple[str, ...]:
     """Drop regions that are ancestors of another named region; keep the DAG's order stable."""
     dag = anatomy()
     keep = {r for r in regions if not any(o != r and r in dag.ancestors(o) for o in regions)}
@@ -102,9 +102,9 @@ def ground_tokens(sentence: str, tokens: list[Token] | None = None,
         tops = _resolve({t for c in cues for t in c.top_levels})
         regions = {c.region for c in cues if c.top_levels & tops}
         if how in ("place", "aside"):
-            regions = set(_specific(regions))
+            regions = set(most_specific(regions))
         ordered = tuple(t for t in GROUNDED if t in tops)
-        return Grounding(_specific(regions) if how != "finding" else ordered, ordered, how)
+        return Grounding(most_specific(regions) if how != "finding" else ordered, ordered, how)
     return NONE
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ingest.structure.findings import find_mentions, is_abnormal
-from ingest.structure.grounding import Grounding, ground_sentences
+from ingest.structure.grounding import Grounding, ground_sentences, most_specific
 from ingest.structure.labels import LabelledMention, ct_rate_labels, disorder_rows, label_rows
 from ingest.structure.lexicon import GROUNDED
-from ingest.structure.report import FINDINGS, ParsedSentence, finding_region, finding_rows
+from ingest.structure.report import FINDINGS, ParsedSentence, any_known, finding_region, finding_rows
 from ingest.structure.sentences import split_sentences
 from ingest.structure.text import tokenize
 from warehouse.anatomy import anatomy
@@ -51,11 +51,6 @@ def _holds(row_sentences: list[str], sentence: str) -> bool:
     return any(s == sentence or s in sentence or sentence in s for s in row_sentences)
 
 
-def _specific(regions: set[str]) -> tuple[str, ...]:
-    dag = anatomy()
-    return tuple(sorted(r for r in regions if not any(o != r and r in dag.ancestors(o) for o in regions)))
-
-
 def read_released(case_id: str, rows: list[dict], extractor: str) -> ReleasedText:
     """Findings of one case's released `sentences` rows (changed in place: `is_abnormal` set)."""
     dag = anatomy()
@@ -72,9 +67,7 @@ def read_released(case_id: str, rows: list[dict], extractor: str) -> ReleasedTex
     for r in rows:
         path = r["anatomy_path"] or ""
         tops = (_top(path),) if path else ()
-        flags = [is_abnormal(mentions(s, tops), s) for s in split[id(r)]]
-        known = [f for f in flags if f is not None]
-        r["is_abnormal"] = any(known) if known else None
+        r["is_abnormal"] = any_known([is_abnormal(mentions(s, tops), s) for s in split[id(r)]])
 
     out = ReleasedText(case_id, extractor, rows)
     grounded = [r for r in rows if r["anatomy_path"]]
@@ -88,7 +81,7 @@ def read_released(case_id: str, rows: list[dict], extractor: str) -> ReleasedTex
             seen.add(sentence)
             holders = [h for h in by_depth if _holds(split[id(h)], sentence)]
             tops = tuple(t for t in GROUNDED if any(_top(h["anatomy_path"]) == t for h in holders))
-            regions = _specific({dag.get(h["anatomy_path"]).name for h in holders})
+            regions = most_specific({dag.get(h["anatomy_path"]).name for h in holders})
             n = _add(out, n, sentence, Grounding(regions, tops, "released"), mentions(sentence, tops), holders)
     whole = [r for r in rows if not r["anatomy_path"]]
     for r in whole:  # the whole report: what no paragraph holds, grounded by the rules

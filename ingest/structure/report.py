@@ -83,13 +83,14 @@ def _sentence_rows(case_id: str, parsed: list[ParsedSentence], extractor: str) -
     dag = anatomy()
     body = [p for p in parsed if p.section == FINDINGS]
     rows = [{"case_id": case_id, "region_id": None, "anatomy_path": "", "text": " ".join(p.text for p in body),
-             "is_abnormal": _any([p.is_abnormal for p in parsed])}]
+             "is_abnormal": any_known([p.is_abnormal for p in parsed])}]
     for top in GROUNDED:
         members = [p for p in body if top in p.grounding.top_levels]
         if not members:
             continue
         rows.append({"case_id": case_id, "region_id": dag.get(top).region_id, "anatomy_path": top,
-                     "text": " ".join(p.text for p in members), "is_abnormal": _any([p.is_abnormal for p in members])})
+                     "text": " ".join(p.text for p in members),
+                     "is_abnormal": any_known([p.is_abnormal for p in members])})
         children: dict[str, list[ParsedSentence]] = {}
         for p in members:
             for region in p.grounding.regions:
@@ -97,13 +98,14 @@ def _sentence_rows(case_id: str, parsed: list[ParsedSentence], extractor: str) -
                     children.setdefault(_child_path(region, top), []).append(p)
         for path, ps in children.items():
             rows.append({"case_id": case_id, "region_id": dag.get(path).region_id, "anatomy_path": path,
-                         "text": " ".join(p.text for p in ps), "is_abnormal": _any([p.is_abnormal for p in ps])})
+                         "text": " ".join(p.text for p in ps), "is_abnormal": any_known([p.is_abnormal for p in ps])})
     for n, r in enumerate(rows):
         r.update(ordinal=n, extractor=extractor, sentence_id=stable_id(case_id, r["anatomy_path"], r["text"]))
     return rows
 
 
-def _any(flags: list[bool | None]) -> bool | None:
+def any_known(flags: list[bool | None]) -> bool | None:
+    """True if a known flag is True, False if all known are False, None if none is known."""
     known = [f for f in flags if f is not None]
     return any(known) if known else None
 

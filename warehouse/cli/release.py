@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -56,13 +55,13 @@ def register_ingest(ingest_app: typer.Typer) -> None:
         for opt, path in (("--release", release), ("--ct-rate", ct_rate)):
             if path is not None and not path.is_dir():
                 raise typer.BadParameter(f"{path} is not a folder", param_hint=opt)
-        from ingest.runner import RUNNERS
+        from ingest.runner import RUNNERS, default_workers
         from ingest.sources.radgenome import RadGenomeSource
 
         if runner not in RUNNERS:
             raise typer.BadParameter(f"choose one of {', '.join(RUNNERS)}", param_hint="--runner")
         source = RadGenomeSource(release, ct_rate, text_stages=text_stages,
-                                 workers=workers or max(1, min(os.cpu_count() or 1, 8)))
+                                 workers=workers or default_workers())
         print_inventory(source, verbose)
         run_build(source, warehouse, runner=runner, workers=workers, progress=progress)
 
