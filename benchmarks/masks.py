@@ -33,9 +33,9 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from warehouse.anatomy import anatomy  # noqa: E402
-from warehouse.arrays import ArrayStore  # noqa: E402
-from warehouse.boxes import bounding_box, slices  # noqa: E402
+from warehouse.core.anatomy import anatomy  # noqa: E402
+from warehouse.core.boxes import bounding_box, slices  # noqa: E402
+from warehouse.store.arrays import ArrayStore  # noqa: E402
 
 NAMES_FILE = ROOT.parent / "shared/data/vocab/radgenome_anatomy_mask_names.txt"
 FULL = (480, 480, 240)

@@ -42,9 +42,9 @@ from _paper.tables import to_warehouse  # noqa: E402
 
 from queries import list_queries  # noqa: E402
 from warehouse import Warehouse  # noqa: E402
-from warehouse.errors import QueryLimitWarning  # noqa: E402
-from warehouse.reference import reference_tables  # noqa: E402
-from warehouse.snapshot import SnapshotWriter  # noqa: E402
+from warehouse.core.errors import QueryLimitWarning  # noqa: E402
+from warehouse.core.reference import reference_tables  # noqa: E402
+from warehouse.store.snapshot import SnapshotWriter  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GOAL_RATIO, GOAL_MS, GOAL_GROWTH = 20.0, 50.0, 1.2
@@ -119,7 +119,8 @@ def run_over_parquet(wh: Warehouse, repeats: int) -> dict[str, float]:
     import duckdb
 
     from queries import render
-    from warehouse.snapshot import TABLES_DIR, parquet_tables
+    from warehouse.store.duckdb_files import parquet_tables
+    from warehouse.store.layout import TABLES_DIR
 
     con = duckdb.connect()
     parquet_tables(con, wh.path / TABLES_DIR)

@@ -37,8 +37,8 @@ def image_stages(tmp: Path) -> list[tuple[str, str, float, float]]:
     from ingest.images import read_ct
     from ingest.segment import make_segmenter
     from ingest.segment.base import region_for_name
-    from warehouse.anatomy import anatomy
-    from warehouse.arrays import ArrayStore
+    from warehouse.core.anatomy import anatomy
+    from warehouse.store.arrays import ArrayStore
 
     images = image_folder(DATA, tmp, dicom=("chest_crop",))
     masks = mask_folder(DATA, tmp)

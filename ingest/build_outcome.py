@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.ipc as ipc
 
 from ingest.job import Source
-from warehouse.errors import WarehouseError
-from warehouse.snapshot import SnapshotWriter
+from warehouse.core.errors import WarehouseError
+from warehouse.store.snapshot import SnapshotWriter
 
 ERRORS_SHOWN = 5  # ingest errors a failed build names
 

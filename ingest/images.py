@@ -33,10 +33,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from warehouse.errors import IngestError
-from warehouse.grid import AIR_HU, Grid
-from warehouse.grid import STORED_AXCODES as STORED_AXCODES  # re-exported: its home is warehouse.grid
-from warehouse.grid import to_lps as _to_lps
+from warehouse.core.errors import IngestError
+from warehouse.core.grid import AIR_HU, Grid
+from warehouse.core.grid import STORED_AXCODES as STORED_AXCODES  # re-exported: its home is warehouse.core.grid
+from warehouse.core.grid import to_lps as _to_lps
 
 HU_FLOOR = AIR_HU  # values below air are padding
 # Possible values after the rescale: padding reaches int16's -32,768 stored plus a -1,024 intercept;
@@ -86,7 +86,7 @@ def case_stem(name: str) -> str:
 
 def to_lps(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`array` flipped and permuted so that its axis codes are L, P, S (a C-ordered copy unless it
-    already is), and the matching affine: `warehouse.grid.to_lps`."""
+    already is), and the matching affine: `warehouse.core.grid.to_lps`."""
     return _to_lps(array, affine, contiguous=True)
 
 
@@ -291,7 +291,7 @@ DICOM_KEYS = ("PatientID", "PatientAge", "PatientSex", "Manufacturer", "Manufact
 
 
 def same_grid(a: np.ndarray, b: np.ndarray, shape_a: tuple, shape_b: tuple) -> bool:
-    """Same shape and affines within `warehouse.grid.GRID_ATOL_MM` (`Grid.same_as`)."""
+    """Same shape and affines within `warehouse.core.grid.GRID_ATOL_MM` (`Grid.same_as`)."""
     return Grid(shape_a, a).same_as(Grid(shape_b, b))
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from warehouse.errors import WarehouseError
+from warehouse.core.errors import WarehouseError
 
 Rows = dict[str, list[dict]]
 
@@ -117,6 +117,6 @@ def run_job(job: CaseJob, ctx: JobContext) -> tuple[str, dict[str, list[dict]]]:
 
 
 def rows_to_tables(rows: Rows) -> dict[str, pa.Table]:
-    from warehouse import schema
+    from warehouse.core import schema
 
     return {name: schema.to_table(name, r) for name, r in rows.items()}

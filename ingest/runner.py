@@ -3,7 +3,7 @@
 The runner finishes what is pending, then returns a `BuildSummary`. Finished cases are
 saved as they complete, so a killed build, re-run, skips them and publishes the same
 snapshot an uninterrupted run would have. Publishing follows the root's commit contract
-(`warehouse.commit`): builds into one root at once each publish on top of the others, a
+(`warehouse.store.commit`): builds into one root at once each publish on top of the others, a
 second build of the same inputs waits for the first, and a build whose tables equal the
 latest snapshot's publishes nothing (`BuildSummary.outcome`).
 """
@@ -24,9 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ingest.build_outcome import BuildFailedError, BuildInterrupted, discard, failed, staged_rows
 from ingest.job import CaseJob, JobContext, Source, run_job
-from warehouse.commit import CommitConflictError
-from warehouse.reference import reference_tables
-from warehouse.snapshot import SnapshotWriter, describe_inputs
+from warehouse.core.reference import reference_tables
+from warehouse.store.commit import CommitConflictError
+from warehouse.store.snapshot import SnapshotWriter, describe_inputs
 
 RUNNERS = ("local", "pool", "ray")
 __all__ = ["RUNNERS", "BuildFailedError", "BuildInterrupted", "BuildSummary", "CommitConflictError", "build",

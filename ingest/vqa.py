@@ -25,8 +25,8 @@ from functools import cache
 from importlib.resources import files
 
 from ingest.structure.findings import terms_of
-from warehouse.anatomy import TOP_LEVEL, anatomy
-from warehouse.ids import content_id
+from warehouse.core.anatomy import TOP_LEVEL, anatomy
+from warehouse.core.ids import content_id
 
 EXTRACTOR = "radgenome-rules-1"
 
@@ -48,7 +48,7 @@ def region_vocabulary() -> dict[str, tuple[str, ...]]:
 
 
 def _digest(*parts: object) -> str:
-    """40 hex digits of `warehouse.ids.content_id` (the release reader's VQA key has the same recipe)."""
+    """40 hex digits of `warehouse.core.ids.content_id` (the release reader's VQA key has the same recipe)."""
     return content_id(*parts, size=40)
 
 

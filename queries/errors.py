@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from warehouse.errors import WarehouseError
+from warehouse.core.errors import WarehouseError
 
 
 class QueryLibraryError(WarehouseError):

@@ -18,9 +18,9 @@ import numpy as np
 from ingest.job import CaseJob, CaseOutput, JobContext, Source
 from ingest.runner import build
 from warehouse import Warehouse
-from warehouse.anatomy import anatomy
-from warehouse.arrays import ArrayStore
-from warehouse.errors import WarehouseError
+from warehouse.core.anatomy import anatomy
+from warehouse.core.errors import WarehouseError
+from warehouse.store.arrays import ArrayStore
 
 REGIONS = ("left lung lower lobe", "heart", "right lung upper lobe")
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ingest.job import CaseJob, CaseOutput, JobContext, Source
-from warehouse.anatomy import anatomy
-from warehouse.arrays import ArrayStore
+from warehouse.core.anatomy import anatomy
+from warehouse.store.arrays import ArrayStore
 
 SHAPE = (40, 36, 20)
 SPACING = (0.8, 0.9, 2.5)

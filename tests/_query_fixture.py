@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from warehouse.anatomy import anatomy
-from warehouse.reference import reference_tables
-from warehouse.snapshot import Snapshot, SnapshotWriter
+from warehouse.core.anatomy import anatomy
+from warehouse.core.reference import reference_tables
+from warehouse.store.snapshot import Snapshot, SnapshotWriter
 
 T1, T1B, T2, V1, P7A, P7B = ("train_1_a_1.nii.gz", "train_1_a_2.nii.gz", "train_2_a_1.nii.gz",
                              "valid_1_a_1.nii.gz", "folder_p7_1", "folder_p7_2")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ingest.job import CaseJob, CaseOutput, JobContext, Source
-from warehouse.anatomy import anatomy
+from warehouse.core.anatomy import anatomy
 
 
 @dataclass

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from warehouse.anatomy import COARSE_REGIONS, TOP_LEVEL, Anatomy, anatomy
-from warehouse.errors import UnknownRegionError
+from warehouse.core.anatomy import COARSE_REGIONS, TOP_LEVEL, Anatomy, anatomy
+from warehouse.core.errors import UnknownRegionError
 
 
 def test_all_released_paths_resolve_to_their_last_component(shared_data):

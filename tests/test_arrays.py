@@ -12,13 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from warehouse import array_io, schema
-from warehouse.anatomy import anatomy
-from warehouse.arrays import FORMAT, ArrayStore, case_key
-from warehouse.boxes import bounding_box
-from warehouse.errors import ArrayNotFoundError, GridMismatchError, IngestError, UnknownRegionError, WarehouseError
-from warehouse.labels import union_in_box
-from warehouse.ome import Structure
+from warehouse.core import schema
+from warehouse.core.anatomy import anatomy
+from warehouse.core.boxes import bounding_box
+from warehouse.core.errors import ArrayNotFoundError, GridMismatchError, IngestError, UnknownRegionError, WarehouseError
+from warehouse.store.arrays import FORMAT, ArrayStore, case_key
+from warehouse.store.arrays import io as array_io
+from warehouse.store.arrays.layers import union_in_box
+from warehouse.store.arrays.ome import Structure
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASE = "train_1_a_1.nii.gz"

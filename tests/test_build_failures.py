@@ -18,7 +18,7 @@ from ingest.sources.folder import FolderSource, find_images
 from ingest.sources.radgenome import RadGenomeSource
 from ingest.sources.release_csv import ErrorSink
 from warehouse.cli import main
-from warehouse.snapshot import list_snapshots, list_staged, open_snapshot
+from warehouse.store.snapshot import list_snapshots, list_staged, open_snapshot
 
 AFFINE = np.diag([-1.0, -1.0, 2.0, 1.0])
 

@@ -1,4 +1,4 @@
-"""One commit contract for a root (`warehouse.commit`): concurrent builds, kills, readers, no-op rebuilds.
+"""One commit contract for a root (`warehouse.store.commit`): concurrent builds, kills, readers, no-op rebuilds.
 
 Builds and readers run in separate processes ('forkserver' children, tests/_build_workers.py) on
 a tiny source with 8-voxel arrays; kills are SIGKILL at random moments, or ``os._exit`` at a named
@@ -22,11 +22,13 @@ import pytest
 from _build_workers import CubeSource, build_worker, case_id, read_worker
 
 from ingest.runner import build
-from warehouse import Warehouse, commit, schema
-from warehouse.arrays import ArrayStore
-from warehouse.commit import CommitConflictError
-from warehouse.errors import WarehouseError
-from warehouse.snapshot import SnapshotWriter, list_snapshots, list_staged, open_snapshot, read_snapshot
+from warehouse import Warehouse
+from warehouse.core import schema
+from warehouse.core.errors import WarehouseError
+from warehouse.store import commit
+from warehouse.store.arrays import ArrayStore
+from warehouse.store.commit import CommitConflictError
+from warehouse.store.snapshot import SnapshotWriter, list_snapshots, list_staged, open_snapshot, read_snapshot
 
 TIMEOUT = 120  # seconds any one worker may take before the test fails (never hangs)
 CTX = mp.get_context("forkserver")  # children never inherit this process's threads (DuckDB)

@@ -15,8 +15,8 @@ from scipy import ndimage
 from ingest.sources.demo import DemoCaseJob, DemoSource, case_row, region_report_rows, report_row, truth_rows
 from ingest.sources.demo_case import METADATA_COLUMNS, generate_case, generate_cases
 from ingest.sources.demo_volume import SHAPE, Grid, anatomy_masks
-from warehouse import schema
-from warehouse.anatomy import TOP_LEVEL, anatomy
+from warehouse.core import schema
+from warehouse.core.anatomy import TOP_LEVEL, anatomy
 
 REPORT_COLUMNS = ["VolumeName", "ClinicalInformation_EN", "Technique_EN", "Findings_EN", "Impressions_EN"]
 NAME = re.compile(r"^(train|valid)_(\d+)_([a-z])_(\d+)\.nii\.gz$")
@@ -216,7 +216,7 @@ def test_findings_are_drawn_where_the_report_puts_them(truths):
 
 
 def test_job_pickles_and_returns_schema_rows(tmp_path):
-    pytest.importorskip("warehouse.arrays")
+    pytest.importorskip("warehouse.store.arrays")
     job = DemoSource(n=3, seed=0, structure=False).jobs()[1]
     job = pickle.loads(pickle.dumps(job))
     assert isinstance(job, DemoCaseJob) and job.case_id == generate_case(0, 1, volume=False).case_id

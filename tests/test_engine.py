@@ -13,7 +13,7 @@ from _tiny_source import TinySource
 
 from ingest.runner import build
 from warehouse import Warehouse
-from warehouse.errors import QueryRefusedError
+from warehouse.core.errors import QueryRefusedError
 
 
 @pytest.fixture(scope="module")

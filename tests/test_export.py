@@ -220,8 +220,9 @@ def test_case_ids_cannot_escape_the_folder(tmp_path):
     assert not list(tmp_path.glob("escape*")) and not Path("/abs/olute.nii.gz").exists()
 
 
-def test_warehouse_export_mirrors_the_function(wh, tmp_path):
-    if not hasattr(Warehouse, "export"):
-        pytest.skip("Warehouse.export is not wired into warehouse/api.py yet")
-    summary = wh.export(tmp_path / "o", sql=ALL + " WHERE split = $s", params={"s": "validation"}, dry_run=True)
+def test_the_package_exports_the_bundle_function(wh, tmp_path):
+    from warehouse.exports import export_cohort as public
+
+    assert public is export_cohort
+    summary = export_cohort(wh, tmp_path / "o", sql=ALL + " WHERE split = $s", params={"s": "validation"}, dry_run=True)
     assert (summary.cases, summary.dry_run) == (3, True) and list(tmp_path.iterdir()) == []

@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from ingest.runner import build
 from ingest.sources.demo import DemoSource
-from warehouse import Warehouse, schema
+from warehouse import Warehouse
 from warehouse.cli.export import register, split_regions
-from warehouse.errors import WarehouseError
+from warehouse.core import schema
+from warehouse.core.errors import WarehouseError
 from warehouse.exports.bundle import export_cohort
 
 

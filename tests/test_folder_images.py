@@ -8,7 +8,7 @@ import pytest
 from _folder_data import ct_path, write_dicom_series
 
 from ingest.images import STORED_AXCODES, mask_to_image_grid, read_ct
-from warehouse.errors import GridMismatchError, IngestError
+from warehouse.core.errors import GridMismatchError, IngestError
 
 RNG = np.random.default_rng(7)
 

@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from ingest.runner import build
 from ingest.sources.folder import FolderSource
-from warehouse.anatomy import anatomy
-from warehouse.arrays import ArrayStore
 from warehouse.cli import pipeline
-from warehouse.errors import IngestError
-from warehouse.snapshot import open_snapshot
+from warehouse.core.anatomy import anatomy
+from warehouse.core.errors import IngestError
+from warehouse.store.arrays import ArrayStore
+from warehouse.store.snapshot import open_snapshot
 
 CASES = ["abdomen_small.nii.gz", "chest_cta.nii.gz", "chest_crop", "lung1.nii.gz"]
 

@@ -1,12 +1,12 @@
-"""`warehouse.grid`: the one home of grid geometry (Grid, its tolerance, crops, reorientation, air)."""
+"""`warehouse.core.grid`: the one home of grid geometry (Grid, its tolerance, crops, reorientation, air)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from warehouse.errors import GridMismatchError
-from warehouse.grid import AIR_HU, GRID_ATOL_MM, STORED_AXCODES, Grid, margin_box, shift_affine, to_lps
+from warehouse.core.errors import GridMismatchError
+from warehouse.core.grid import AIR_HU, GRID_ATOL_MM, STORED_AXCODES, Grid, margin_box, shift_affine, to_lps
 
 AFFINE = np.array([[-0.7, 0, 0, 120.0], [0, -0.7, 0, 95.0], [0, 0, 2.5, -300.0], [0, 0, 0, 1]])  # L, P, S
 SHAPE = (24, 20, 10)
@@ -110,11 +110,14 @@ def test_to_lps_permutes_axes():
     assert Grid(data.shape, affine).to_lps() == Grid(out.shape, new_affine)
 
 
-def test_air_is_minus_1024_everywhere():
-    from ingest.images import HU_FLOOR
-    from warehouse.arrays import IMAGE_FILL
-    from warehouse.exports.nifti import crop_box
-    from warehouse.exports.nifti import shift_affine as nifti_shift
+def test_air_is_one_value_everywhere(tmp_path):
+    import zarr
 
-    assert AIR_HU == HU_FLOOR == IMAGE_FILL == -1024
-    assert crop_box is margin_box and nifti_shift is shift_affine
+    from ingest.images import to_hu_int16
+    from warehouse.store.arrays import ArrayStore
+
+    assert AIR_HU == -1024
+    assert to_hu_int16(np.array([-3024.0, 0.0])).tolist() == [AIR_HU, 0]  # padding below air is air
+    store = ArrayStore(tmp_path / "a.zarr")
+    store.write_image("c.nii.gz", np.full((4, 4, 4), 40, np.int16), np.eye(4))
+    assert zarr.open_array(tmp_path / "a.zarr" / "c" / "image").fill_value == AIR_HU  # unstored chunks

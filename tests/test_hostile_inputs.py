@@ -44,7 +44,7 @@ from ingest.sources.radgenome import RadGenomeSource
 from ingest.sources.release_fixture import write_release
 from ingest.sources.volume_names import parse
 from warehouse.cli import main
-from warehouse.snapshot import open_snapshot
+from warehouse.store.snapshot import open_snapshot
 
 ANY = object()
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR AS")  # the DICOM age input
@@ -635,7 +635,7 @@ def _float_ok(ctx: Ctx) -> Accepted:
         Member(f"{_seg(A)}/gallbladder.nii.gz", nifti(mask(shape, np.float32, 0.9999, 1e-5), affine)))
 
     def check(res: Result) -> None:
-        from warehouse.anatomy import anatomy
+        from warehouse.core.anatomy import anatomy
 
         rid = anatomy().resolve("gallbladder").region_id
         [row] = [r for r in res.rows("region_stats", A) if r["region_id"] == rid and r["mask_source"] ==

@@ -1,4 +1,4 @@
-"""`warehouse.ids.content_id`: the one recipe for deterministic row ids."""
+"""`warehouse.core.ids.content_id`: the one recipe for deterministic row ids."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.ids import MAX_SIZE, content_id
+from warehouse.core.ids import MAX_SIZE, content_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_same_parts_give_the_same_id_in_another_process():
-    code = "from warehouse.ids import content_id; print(content_id('train_1_a_1.nii.gz', 3, None, 'lung', 1.5))"
+    code = "from warehouse.core.ids import content_id; print(content_id('train_1_a_1.nii.gz', 3, None, 'lung', 1.5))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == content_id("train_1_a_1.nii.gz", 3, None, "lung", 1.5)
 
@@ -51,7 +51,7 @@ def test_text_that_is_not_utf8_never_fails():
 
 
 def test_ids_imports_only_the_standard_library():
-    code = ("import sys; before = set(sys.modules); import warehouse.ids; "
+    code = ("import sys; before = set(sys.modules); import warehouse.core.ids; "
             "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] not in sys.stdlib_module_names "
             "and m.split('.')[0] != 'warehouse'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

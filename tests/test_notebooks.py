@@ -105,7 +105,7 @@ def test_notebook_runs_and_saves_its_figures(name, notebook_env):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(FIGURES))
 def test_notebook_runs_on_the_real_sample(name, real_warehouse, tmp_path, monkeypatch):
-    from warehouse.snapshot import list_snapshots
+    from warehouse.store.snapshot import list_snapshots
 
     snapshots = list_snapshots(real_warehouse)
     env = set_env(monkeypatch, tmp_path, real_warehouse)

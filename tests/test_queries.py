@@ -67,7 +67,7 @@ def test_header_is_complete(name):
             assert f"${p.name} IS NULL" in q.sql, f"{name}: optional {p.name} is never tested for NULL"
     assert all(p.name in q.example for p in q.params if p.required), "required parameters need an example"
     check_library_sql(q.sql, name)
-    check_columns(q.sql)  # every column exists in warehouse.schema
+    check_columns(q.sql)  # every column exists in warehouse.core.schema
 
 
 @pytest.mark.parametrize("name", QUERIES)
@@ -154,8 +154,8 @@ def test_commonest_abnormalities_and_disorders(wh):
 @pytest.fixture(scope="module")
 def wh_variant(tmp_path_factory):
     """The hand-made warehouse without findings and without disorders (no label rows, no disorders pairs)."""
-    from warehouse.anatomy import anatomy
-    from warehouse.snapshot import SnapshotWriter
+    from warehouse.core.anatomy import anatomy
+    from warehouse.store.snapshot import SnapshotWriter
 
     tables = fx.rows()
     tables["findings"] = []

@@ -19,7 +19,7 @@ from ingest.structure.released import read_released
 from queries import get_query, list_queries
 from queries.errors import QueryNotApplicableError
 from warehouse import Warehouse
-from warehouse.anatomy import COARSE_REGIONS, anatomy
+from warehouse.core.anatomy import COARSE_REGIONS, anatomy
 
 EXTRACTOR = "rules-0.1"
 
@@ -249,7 +249,7 @@ def test_vqa_terms_are_normalised_and_the_raw_text_kept(wh):
 
 def test_a_result_cut_by_its_limit_says_so(wh, real_warehouse, capsys):
     from warehouse.cli import main
-    from warehouse.errors import QueryLimitWarning
+    from warehouse.core.errors import QueryLimitWarning
 
     with pytest.warns(QueryLimitWarning, match="its limit"):
         cut = wh.query("sentences_mentioning", term="nodule", limit=5)

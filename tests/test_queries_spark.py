@@ -13,7 +13,8 @@ import pytest
 
 from queries import get_query, list_queries, transpile
 from queries.portable import catalog
-from warehouse import Warehouse, schema
+from warehouse import Warehouse
+from warehouse.core import schema
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")]
 

@@ -20,7 +20,7 @@ from ingest.runner import build
 from ingest.sources.demo import DemoSource
 from warehouse import Warehouse
 from warehouse.cli import main
-from warehouse.errors import QueryRefusedError, WarehouseError
+from warehouse.core.errors import QueryRefusedError, WarehouseError
 from warehouse.query_limits import Limits, QueryInterrupted, QueryMemoryError, QueryTimeoutError, time_limit
 
 ENDLESS = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"

@@ -74,7 +74,7 @@ def broken(tmp_path_factory):
     line = _edit_metadata(meta, b, ZSpacing="")
     expect["missing spacing"] = ("metadata", str(meta), f"line {line}", b)
     summary = build(RadGenomeSource(fx.radgenome, fx.ct_rate), root / "wh", runner="local", progress=False)
-    from warehouse.snapshot import open_snapshot
+    from warehouse.store.snapshot import open_snapshot
 
     snap = open_snapshot(root / "wh")
     return fx, summary, snap, expect
@@ -118,7 +118,7 @@ def test_the_rest_of_the_build_completes_and_the_summary_counts_them(broken):
     assert cases[b]["has_image"] and cases[b]["has_masks"] and cases[b]["spacing_z"] is not None
     vqa = pq.read_table(snap.table_path("vqa"), columns=["case_id"]).num_rows
     assert vqa == sum(n for rel, n in fx.rows.items() if "_vqa_" in rel or "case_disorders" in rel)
-    from warehouse.arrays import ArrayStore
+    from warehouse.store.arrays import ArrayStore
 
     region = {s["name"] for s in ArrayStore(snap.arrays_path, mode="r").structures(b)
               if s["mask_source"] == "radgenome-region"}

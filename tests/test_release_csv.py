@@ -9,8 +9,8 @@ import pytest
 
 from ingest.sources.radgenome_csv import CsvState, load_templates, read_release_csv, size_mm, split_terms
 from ingest.sources.release_csv import ErrorSink
-from warehouse.anatomy import anatomy
-from warehouse.release_format import RADGENOME_FILES
+from warehouse.core.anatomy import anatomy
+from warehouse.core.release_format import RADGENOME_FILES
 
 
 @pytest.mark.parametrize("text, mm", [
@@ -132,7 +132,7 @@ def test_a_build_takes_the_split_from_the_file_name_and_hashes_the_csvs(tmp_path
 
     from ingest.runner import build
     from ingest.sources.radgenome import RadGenomeSource
-    from warehouse.snapshot import open_snapshot
+    from warehouse.store.snapshot import open_snapshot
 
     folder = tmp_path / "release" / "dataset" / "radgenome_files"
     folder.mkdir(parents=True)

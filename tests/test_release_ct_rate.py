@@ -20,8 +20,8 @@ from ingest.sources.ct_rate import (
 )
 from ingest.sources.radgenome_decode import LazyMask, decode_nifti, gunzip, gzip_body, read_header
 from ingest.sources.release_csv import ErrorSink
-from warehouse.errors import IngestError
-from warehouse.schema import CT_RATE_LABELS
+from warehouse.core.errors import IngestError
+from warehouse.core.schema import CT_RATE_LABELS
 
 
 @pytest.mark.parametrize("meta, spacing", [

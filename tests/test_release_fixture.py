@@ -15,9 +15,9 @@ from ingest.runner import build
 from ingest.sources import radgenome_case
 from ingest.sources.radgenome import RadGenomeSource
 from ingest.sources.release_fixture import EMPTY_STRUCTURES, released_masks, write_release
-from warehouse.anatomy import anatomy
 from warehouse.cli.release import register, register_ingest
-from warehouse.snapshot import open_snapshot
+from warehouse.core.anatomy import anatomy
+from warehouse.store.snapshot import open_snapshot
 
 
 def _app() -> typer.Typer:
@@ -59,7 +59,7 @@ def test_every_case_is_ingested_with_its_image(release):
 
 
 def test_ct_rate_volumes_are_rescaled_to_hu_with_either_intercept(release):
-    from warehouse.arrays import ArrayStore
+    from warehouse.store.arrays import ArrayStore
 
     _, fx, snap, _ = release
     store = ArrayStore(snap.arrays_path, mode="r")
@@ -72,7 +72,7 @@ def test_ct_rate_volumes_are_rescaled_to_hu_with_either_intercept(release):
 
 
 def test_masks_from_archives_split_parts_and_folders_read_back_bit_exact(release):
-    from warehouse.arrays import ArrayStore
+    from warehouse.store.arrays import ArrayStore
 
     _, fx, snap, _ = release
     store, dag = ArrayStore(snap.arrays_path, mode="r"), anatomy()

@@ -13,8 +13,8 @@ from ingest.images import to_lps
 from ingest.runner import build
 from ingest.sources.radgenome import RadGenomeSource
 from ingest.sources.volume_names import parse
-from warehouse.anatomy import anatomy
-from warehouse.snapshot import open_snapshot
+from warehouse.core.anatomy import anatomy
+from warehouse.store.snapshot import open_snapshot
 
 ABDOMEN, CROP = "valid_1_a_1.nii.gz", "valid_2_a_1.nii.gz"
 
@@ -43,7 +43,7 @@ def built(shared_data, tmp_path_factory):
 
 
 def test_117_totalsegmentator_masks_ingest_as_one_case_and_read_back_bit_exact(built):
-    from warehouse.arrays import ArrayStore
+    from warehouse.store.arrays import ArrayStore
 
     _, snap, ct = built
     store = ArrayStore(snap.arrays_path, mode="r")
@@ -77,7 +77,7 @@ def test_117_totalsegmentator_masks_ingest_as_one_case_and_read_back_bit_exact(b
 
 
 def test_a_mask_on_another_grid_is_a_grid_mismatch_row_and_the_rest_is_kept(built):
-    from warehouse.arrays import ArrayStore
+    from warehouse.store.arrays import ArrayStore
 
     summary, snap, ct = built
     errors = pq.read_table(snap.table_path("ingest_errors")).to_pylist()

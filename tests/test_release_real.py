@@ -13,9 +13,9 @@ import pytest
 
 from ingest.runner import build
 from ingest.sources.radgenome import RadGenomeSource
-from warehouse.anatomy import anatomy
+from warehouse.core.anatomy import anatomy
 from warehouse.exports import export_release
-from warehouse.snapshot import open_snapshot
+from warehouse.store.snapshot import open_snapshot
 
 RADGENOME_ROWS = {"vqa_abnormality": 40_241, "vqa_location": 24_516, "vqa_presence": 45_962, "vqa_size": 1_232,
                   "case_disorders": 2_000}

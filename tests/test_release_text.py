@@ -11,8 +11,8 @@ import pytest
 from ingest.runner import build
 from ingest.sources.radgenome import RadGenomeSource
 from warehouse import Warehouse
-from warehouse.release_format import CT_RATE_FILES
-from warehouse.schema import CT_RATE_LABELS
+from warehouse.core.release_format import CT_RATE_FILES
+from warehouse.core.schema import CT_RATE_LABELS
 
 FINDINGS = ("Trachea and both main bronchi are open. Heart contour and size are normal. Bilateral pleural "
             "effusion is observed, 25 mm on the right. A 6 mm nodule is observed in the left lung lower lobe. "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ingest.sources.volume_names import image_case_id, mask_member, parse, split_of_file, try_parse
-from warehouse.errors import IngestError
+from warehouse.core.errors import IngestError
 
 
 @pytest.mark.parametrize("name, split, patient_id, scan, rec", [

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from ingest.runner import build
 from ingest.sources.folder import FolderSource
 from warehouse.cli import pipeline
-from warehouse.snapshot import Snapshot, open_snapshot
+from warehouse.store.snapshot import Snapshot, open_snapshot
 
 
 def snapshot_files(snap: Snapshot) -> dict[str, bytes]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from warehouse import schema
+from warehouse.core import schema
 
 
 @pytest.mark.parametrize("name", list(schema.TABLES))

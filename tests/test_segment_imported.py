@@ -13,8 +13,8 @@ from ingest.images import read_ct, to_lps
 from ingest.segment import make_segmenter
 from ingest.segment.base import region_for_name
 from ingest.segment.imported import ImportedMasks, totalsegmentator_classes
-from warehouse.anatomy import anatomy
-from warehouse.errors import GridMismatchError, IngestError
+from warehouse.core.anatomy import anatomy
+from warehouse.core.errors import GridMismatchError, IngestError
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -60,7 +60,7 @@ def test_label_map_uses_totalsegmentator_ids(shared_data, tmp_path, abdomen):
 
 
 def test_store_builds_parents_as_unions(shared_data, tmp_path, abdomen):
-    from warehouse.arrays import ArrayStore
+    from warehouse.store.arrays import ArrayStore
 
     (tmp_path / "m" / "abdomen_small").mkdir(parents=True)
     for f in (shared_data / "ct/abdomen_small/masks").glob("lung_*"):

@@ -13,7 +13,7 @@ from _folder_data import ct_path, torchscript_model
 from ingest.images import read_ct
 from ingest.segment import make_segmenter
 from ingest.segment.monai_model import MonaiSegmenter
-from warehouse.errors import IngestError
+from warehouse.core.errors import IngestError
 
 pytest.importorskip("torch")
 pytest.importorskip("monai")
@@ -31,7 +31,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_random_unet_labels_land_on_the_ct_grid(tmp_path, crop):
-    from warehouse.arrays import ArrayStore
+    from warehouse.store.arrays import ArrayStore
 
     model = torchscript_model(tmp_path / "unet.ts", **FAST)
     seg = make_segmenter(f"monai:{model}").segment("chest_crop.nii.gz", crop)

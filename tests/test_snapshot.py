@@ -8,9 +8,10 @@ import pytest
 from _tiny_source import TinyJob, TinySource
 
 from ingest.runner import BuildFailedError, build
-from warehouse import Warehouse, schema
-from warehouse.errors import NotAWarehouseError, SnapshotNotFoundError
-from warehouse.snapshot import SnapshotWriter, list_snapshots, open_snapshot
+from warehouse import Warehouse
+from warehouse.core import schema
+from warehouse.core.errors import NotAWarehouseError, SnapshotNotFoundError
+from warehouse.store.snapshot import SnapshotWriter, list_snapshots, open_snapshot
 
 
 def _table_bytes(root):

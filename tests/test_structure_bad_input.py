@@ -8,7 +8,7 @@ import time
 import pytest
 
 from ingest.structure import ReportInput, RulesBackend, get_backend, structure_report, structure_reports
-from warehouse.errors import WarehouseError
+from warehouse.core.errors import WarehouseError
 
 
 @pytest.mark.parametrize("findings", [None, "", "   ", "Not given.", "not given", math.nan])

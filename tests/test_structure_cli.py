@@ -9,8 +9,8 @@ import typer
 from typer.testing import CliRunner
 
 from warehouse.cli.structure import register
-from warehouse.errors import WarehouseError
-from warehouse.schema import CT_RATE_LABELS
+from warehouse.core.errors import WarehouseError
+from warehouse.core.schema import CT_RATE_LABELS
 
 REPORTS = [
     ["VolumeName", "ClinicalInformation_EN", "Technique_EN", "Findings_EN", "Impressions_EN"],

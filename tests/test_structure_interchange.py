@@ -7,7 +7,7 @@ import pytest
 from ingest.structure.backend import RulesBackend
 from ingest.structure.interchange import OUTPUT_SCHEMA, parsed_from_json, to_json
 from ingest.structure.report import assemble
-from warehouse.errors import WarehouseError
+from warehouse.core.errors import WarehouseError
 
 TEXT = ("Trachea, both main bronchi are open. Thoracic aorta diameter is normal. A 4.6 mm nodule is observed in "
         "the left lung lower lobe. Pleural effusion-thickening was not detected.")
@@ -35,3 +35,27 @@ def test_model_answers_are_checked():
     with pytest.raises(WarehouseError, match="status 'maybe'"):
         parsed_from_json({"sentences": [{"text": "x", "regions": [], "findings": [
             {"term": "nodule", "raw_text": "x", "status": "maybe"}]}]})
+
+
+def test_answers_that_do_not_fit_the_schema_name_the_field_and_what_was_expected():
+    def problem(sentence: dict) -> str:
+        with pytest.raises(WarehouseError) as caught:
+            parsed_from_json({"sentences": [{"text": "x", "regions": [], "findings": []}, sentence]})
+        (line,) = str(caught.value).splitlines()  # one line
+        return line.removeprefix("answer does not fit the schema: ").removesuffix(" [stage=structure]")
+
+    finding = {"term": "pulmonary nodule", "raw_text": "nodule", "status": "present"}
+    # wrong types, at every depth
+    assert problem({"text": 5, "regions": [], "findings": []}) == "sentence 2: text 5 is not of type 'string'"
+    assert problem({"text": "x", "regions": ["lung", 3], "findings": []}) == (
+        "sentence 2: regions[1] 3 is not of type 'string'")
+    assert problem({"text": "x", "regions": [], "findings": [finding, {**finding, "size_mm": "4 mm"}]}) == (
+        "sentence 2, finding 2: size_mm '4 mm' is not of type 'number', 'null'")
+    # missing fields
+    assert problem({"text": "x", "regions": []}) == "sentence 2: 'findings' is a required property"
+    assert problem({"text": "x", "regions": [], "findings": [{"term": "nodule", "status": "present"}]}) == (
+        "sentence 2, finding 1: 'raw_text' is a required property")
+    with pytest.raises(WarehouseError, match="answer: 'sentences' is a required property"):
+        parsed_from_json({"sentence": []})
+    with pytest.raises(WarehouseError, match="answer: sentences 'x' is not of type 'array'"):
+        parsed_from_json({"sentences": "x"})

@@ -6,9 +6,9 @@ import pytest
 
 from ingest.structure import structure_report
 from ingest.structure.findings import vocabulary
-from warehouse.anatomy import anatomy
-from warehouse.schema import CT_RATE_LABELS
-from warehouse.terms import CLASS_TERMS
+from warehouse.core.anatomy import anatomy
+from warehouse.core.schema import CT_RATE_LABELS
+from warehouse.core.terms import CLASS_TERMS
 
 
 def positives(findings: str) -> set[str]:

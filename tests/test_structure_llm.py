@@ -7,11 +7,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import pickle
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import jsonschema
 import pytest
 
 from ingest.structure import get_backend
@@ -29,20 +31,23 @@ from ingest.structure.llm import (
     to_request,
 )
 from ingest.structure.ray_stage import postprocess, preprocess
-from warehouse import schema
-from warehouse.errors import WarehouseError
+from warehouse.core import schema
+from warehouse.core.errors import WarehouseError
 
 NODULE = "Trachea and both main bronchi are open. A 4 mm nodule is seen in the left lung lower lobe."
 EFFUSION = "There is a right pleural effusion. No pericardial effusion."
 
 
 class FakeServer(ThreadingHTTPServer):
-    """Answers /v1/chat/completions with the rules backend's JSON, or the failure a report asks for."""
+    """Answers /v1/chat/completions with the rules backend's JSON, or the failure a report asks for
+    (FLAKY503: 503 the first time, then the answer)."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[dict] = []
         self.paths: list[str] = []
+        self.retry_counts: list[str | None] = []  # the SDK's x-stainless-retry-count of each request
+        self.flaked: set[str] = set()
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
 
@@ -62,6 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests.append(body)
             self.server.paths.append(self.path)
+            self.server.retry_counts.append(self.headers.get("x-stainless-retry-count"))
             self.server.in_flight += 1
             self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
         try:
@@ -69,6 +75,14 @@ class _Handler(BaseHTTPRequestHandler):
             user = body["messages"][-1]["content"]
             if "HTTP500" in user:
                 return self._send(500, b'{"error": "engine died"}')
+            if "HTTP400" in user:
+                return self._send(400, b'{"error": "bad request"}')
+            if "FLAKY503" in user:
+                with self.server.lock:
+                    first = user not in self.server.flaked
+                    self.server.flaked.add(user)
+                if first:
+                    return self._send(503, b'{"error": "warming up"}')
             findings = user.removeprefix("Findings: ").split("\nImpressions: ")[0]
             content = json.dumps(to_json(RulesBackend.parse(findings)))
             if "GARBLED" in user:
@@ -145,6 +159,8 @@ def test_a_batch_goes_out_concurrently_and_keeps_its_order(server):
     assert [r.case_id for r in results] == [f"c{k}" for k in range(8)]
     assert all(r.ok for r in results)
     assert ("lung/lung/left lung/left lung lower lobe" in dict(results[1].region_report_rows()))
+    again = pickle.loads(pickle.dumps(backend))  # the SDK client it made stays behind, made again on use
+    assert again._client is None and again.structure([ReportInput("c9", NODULE)])[0].ok
 
 
 def test_bad_answers_become_per_report_errors(server):
@@ -155,9 +171,32 @@ def test_bad_answers_become_per_report_errors(server):
     assert res["ok"].ok and res["ok2"].ok
     assert res["cut"].error.startswith("model answer is not valid JSON") and not res["cut"].sentences
     assert "'the moon'" in res["moon"].error and "sentence 1" in res["moon"].error
-    assert "answered HTTP 500" in res["down"].error and "engine died" in res["down"].error
+    assert "answered HTTP 500 (3 attempts)" in res["down"].error and "engine died" in res["down"].error
     assert res["empty"].error.startswith("empty findings")
-    assert len(server.requests) == 5  # the empty report is never sent
+    assert len(server.requests) == 7  # 4 once, the 500 three times (two retries); the empty report never
+
+
+def test_transient_failures_are_retried_and_bad_requests_are_not(server):
+    reports = [ReportInput("flaky", "FLAKY503 " + NODULE), ReportInput("bad", "HTTP400 " + NODULE)]
+    res = {r.case_id: r for r in OpenAIBackend(server.url, "m", max_retries=2).structure(reports)}
+    assert res["flaky"].ok, res["flaky"].error
+    flaky = [c for b, c in zip(server.requests, server.retry_counts, strict=True)
+             if "FLAKY503" in b["messages"][-1]["content"]]
+    assert flaky == ["0", "1"]  # a 503, then the retry that succeeded
+    assert res["bad"].error.startswith(f"{server.url}/v1 answered HTTP 400: ") and "bad request" in res["bad"].error
+    assert len(server.requests) == 3  # the 400 was not retried: asking again cannot change it
+
+
+def test_a_server_that_never_answers_is_a_clear_one_line_error():
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        (res,) = OpenAIBackend(url, "m", timeout=0.5, max_retries=1).structure([ReportInput("c", NODULE)])
+    assert time.monotonic() - started < 10
+    assert res.error.startswith(f"no answer from {url}/v1 within 0.5 s (2 attempts)"), res.error
+    assert "\n" not in res.error and "raise the timeout" in res.error
 
 
 def test_unreachable_server_and_missing_options_are_clear():
@@ -189,16 +228,17 @@ def test_cli_structure_with_the_openai_backend(server, tmp_path):
 def test_answer_parsing_names_the_problem():
     with pytest.raises(WarehouseError, match="cut off at max_tokens"):
         parse_answer(Answer('{"sentences": [{"text": "Lungs', "length"))
-    with pytest.raises(WarehouseError, match="no 'sentences' list"):
+    with pytest.raises(WarehouseError, match="does not fit the schema: answer: 'sentences' is a required"):
+        parse_answer(Answer('{"regions": ["lung"]}'))
+    with pytest.raises(WarehouseError, match=r"does not fit the schema: answer: \['lung'\] is not of type 'object'"):
         parse_answer(Answer('["lung"]'))
-    with pytest.raises(WarehouseError, match="does not fit the schema"):
+    with pytest.raises(WarehouseError, match="does not fit the schema: sentence 1: 'lung' is not of type 'object'"):
         parse_answer(Answer('{"sentences": ["lung"]}'))
     (p, *_) = parse_answer(Answer(json.dumps(EXAMPLE_ANSWER)))
     assert p.grounding.top_levels == ("trachea and bronchie",)
 
 
 def test_the_worked_example_fits_the_request_schema():
-    jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(EXAMPLE_ANSWER, request_schema(8))
     too_many = {"sentences": EXAMPLE_ANSWER["sentences"] * 3}
     with pytest.raises(jsonschema.ValidationError):

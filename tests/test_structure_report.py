@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ingest.structure import structure_report, structure_reports
-from warehouse import schema
-from warehouse.anatomy import anatomy
+from warehouse.core import schema
+from warehouse.core.anatomy import anatomy
 
 FINDINGS = (
     "Trachea, both main bronchi are open. Calcific atheroma plaques are observed in the aortic arch and coronary "

@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from ingest.runner import build
 from ingest.sources.folder import FolderSource
-from warehouse.anatomy import anatomy
 from warehouse.cli import pipeline
-from warehouse.errors import ArrayNotFoundError, UnknownRegionError
-from warehouse.ome import region_rgba
-from warehouse.snapshot import open_snapshot
+from warehouse.core.anatomy import anatomy
+from warehouse.core.errors import ArrayNotFoundError, UnknownRegionError
+from warehouse.store.arrays.ome import region_rgba
+from warehouse.store.snapshot import open_snapshot
 from warehouse.viewer import _sentences, region_colour, to_display, views
 
 

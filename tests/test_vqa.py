@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ingest.vqa import generate_vqa, templates
-from warehouse.anatomy import anatomy
+from warehouse.core.anatomy import anatomy
 
 A = anatomy()
 RLL = A.get("right lung lower lobe").region_id

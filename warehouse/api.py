@@ -12,9 +12,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from queries import get_query
+from warehouse.core.errors import QueryLimitWarning
 from warehouse.engine import Engine
-from warehouse.errors import QueryLimitWarning
-from warehouse.snapshot import Snapshot, list_snapshots, open_snapshot
+from warehouse.store.arrays import ArrayStore
+from warehouse.store.snapshot import Snapshot, list_snapshots, open_snapshot
 
 
 class Warehouse:
@@ -84,8 +86,6 @@ class Warehouse:
         what is missing; a result as long as the query's `limit` warns (`QueryLimitWarning`):
         `query_total` counts the rows there are. `timeout` as for `sql` (no named query has a
         parameter of that name)."""
-        from queries import get_query
-
         q = get_query(name)
         bound = q.bind(**params)
         q.check_applicable(self.manifest.get("row_counts", {}))
@@ -97,8 +97,6 @@ class Warehouse:
 
     def query_total(self, name: str, **params: Any) -> int:
         """The rows a named query gives without its `limit` (its other parameters as given)."""
-        from queries import get_query
-
         q = get_query(name)
         bound = q.bind(**params)
         if q.has_param("limit"):
@@ -108,9 +106,7 @@ class Warehouse:
     # -- arrays ----------------------------------------------------------------------------------
     @cached_property
     def arrays(self):
-        """The snapshot's array store, read-only (`warehouse.arrays.ArrayStore`)."""
-        from warehouse.arrays import ArrayStore
-
+        """The snapshot's array store, read-only (`warehouse.store.arrays.ArrayStore`)."""
         return ArrayStore(self._snapshot.arrays_path, mode="r")
 
     def image(self, case_id: str) -> tuple[np.ndarray, np.ndarray]:
@@ -125,14 +121,6 @@ class Warehouse:
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """HU crop, mask crop and affine of a region's bounding box grown by `margin_mm`."""
         return self.arrays.region_crop(case_id, region, margin_mm=margin_mm)
-
-    # -- exports ---------------------------------------------------------------------------------
-    def export(self, out_dir: str | Path, **options: Any):
-        """Write a cohort bundle (tables, NIfTI, MONAI datalist, RadGenome CSVs); options as
-        `warehouse.exports.bundle.export_cohort` (sql= or query= with params=, images=, masks=, crop=, ...)."""
-        from warehouse.exports.bundle import export_cohort
-
-        return export_cohort(self, out_dir, **options)
 
     def close(self) -> None:
         self._engine.close()

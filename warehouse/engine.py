@@ -29,8 +29,8 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from warehouse import schema
-from warehouse.errors import QueryRefusedError, WarehouseError
+from warehouse.core import schema
+from warehouse.core.errors import QueryRefusedError, WarehouseError
 from warehouse.query_limits import (
     Limits,
     QueryInterrupted,
@@ -40,7 +40,9 @@ from warehouse.query_limits import (
     current_time_limit,
     seconds_limit,
 )
-from warehouse.snapshot import TABLES_DIR, Snapshot, parquet_tables
+from warehouse.store.duckdb_files import parquet_tables
+from warehouse.store.layout import TABLES_DIR
+from warehouse.store.snapshot import Snapshot
 
 # Table functions that read files or the network; refused by name with a clear message
 # (DuckDB's locked configuration refuses them too — this is the readable first line).

@@ -35,7 +35,7 @@ from typing import Any
 
 import duckdb
 
-from warehouse.errors import WarehouseError
+from warehouse.core.errors import WarehouseError
 
 
 class QueryTimeoutError(WarehouseError, TimeoutError):

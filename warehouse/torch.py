@@ -12,7 +12,7 @@ hash stably for MONAI's `PersistentDataset`; `LoadRegionCropd` turns such an ite
 MetaTensors inside a `monai.transforms.Compose`. The store is opened lazily, once per
 process, so datasets and transforms pickle and work with `DataLoader(num_workers=N)`.
 Workers forked from a process that has read arrays read with zarr-python, not TensorStore
-(`warehouse.array_io`); ``multiprocessing_context="forkserver"`` keeps the fast reader.
+(`warehouse.store.arrays.io`); ``multiprocessing_context="forkserver"`` keeps the fast reader.
 This is the only module of the package that imports torch and MONAI.
 """
 
@@ -29,13 +29,13 @@ import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-from warehouse.anatomy import anatomy
 from warehouse.api import Warehouse
-from warehouse.errors import ArrayNotFoundError
+from warehouse.core.anatomy import anatomy
+from warehouse.core.errors import ArrayNotFoundError
+from warehouse.core.grid import AIR_HU, shift_affine  # AIR_HU: padding is air, -1024 HU
 from warehouse.exports.bundle import cohort
 from warehouse.exports.bundle_tables import region_texts
-from warehouse.grid import AIR_HU, shift_affine  # AIR_HU: padding is air, -1024 HU
-from warehouse.snapshot import open_snapshot
+from warehouse.store.snapshot import open_snapshot
 
 RESIZE_MODES = ("pad", "resample")
 
@@ -82,7 +82,7 @@ class CropReader:
         if self._pid != os.getpid():  # a forked worker: never share the parent's handles
             self._stores, self._pid = {}, os.getpid()
         if snapshot_id not in self._stores:
-            from warehouse.arrays import ArrayStore
+            from warehouse.store.arrays import ArrayStore
 
             self._stores[snapshot_id] = ArrayStore(open_snapshot(self.root, snapshot_id).arrays_path, mode="r")
         return self._stores[snapshot_id]

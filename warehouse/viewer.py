@@ -8,7 +8,7 @@ patient's right on the image's left, anterior up in axial views, head up in coro
 sagittal views, with the voxel spacing as the aspect ratio. With a region, the slices
 cross its centroid and only the masks under it are drawn; without one, the slices cross
 the volume's centre and every stored mask is drawn. Each region keeps its OME-Zarr
-colour (`warehouse.ome.region_rgba`), so a picture matches what an OME-Zarr viewer shows.
+colour (`warehouse.store.arrays.ome.region_rgba`), so a picture matches what an OME-Zarr viewer shows.
 Rendering uses matplotlib's Agg canvas directly (no pyplot state, safe in workers).
 """
 
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from warehouse.anatomy import Region, anatomy
-from warehouse.errors import ArrayNotFoundError
-from warehouse.grid import Grid, to_lps
+from warehouse.core.anatomy import Region, anatomy
+from warehouse.core.errors import ArrayNotFoundError
+from warehouse.core.grid import Grid, to_lps
 
 WINDOW = (-1000.0, 400.0)  # HU shown black .. white: lungs and soft tissue both readable
 MAX_LEGEND, MAX_MASKS = 16, 60
@@ -40,9 +40,9 @@ class Overlay:
 
 
 def region_colour(region_id: int) -> tuple[float, float, float, float]:
-    """The region's OME-Zarr colour (0..1 floats); a stable hash colour where `warehouse.ome` is absent."""
+    """The region's OME-Zarr colour (0..1 floats); a stable hash colour where `warehouse.store.arrays.ome` is absent."""
     try:
-        from warehouse.ome import region_rgba
+        from warehouse.store.arrays.ome import region_rgba
 
         rgba = region_rgba(region_id)
     except ImportError:
@@ -52,7 +52,7 @@ def region_colour(region_id: int) -> tuple[float, float, float, float]:
 
 
 def to_display(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """The volume flipped/permuted to L, P, S axis order (the stored order, `warehouse.grid.to_lps`)."""
+    """The volume flipped/permuted to L, P, S axis order (the stored order, `warehouse.core.grid.to_lps`)."""
     return to_lps(volume, affine)[0]
 
 
@@ -111,8 +111,8 @@ def render_case(root: Path | str, case_id: str, *, region: str | None = None, ou
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from warehouse.arrays import ArrayStore
-    from warehouse.snapshot import open_snapshot
+    from warehouse.store.arrays import ArrayStore
+    from warehouse.store.snapshot import open_snapshot
 
     snap = open_snapshot(root, snapshot_id)
     store = ArrayStore(snap.arrays_path, mode="r")

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from warehouse.anatomy import anatomy
-from warehouse.schema import CT_RATE_LABELS
+from warehouse.core.anatomy import anatomy
+from warehouse.core.schema import CT_RATE_LABELS
 
 # RadGenome-ChestCT's headline sizes at scale 1.
 TRAIN_CASES, VALIDATION_CASES = 24_128, 1_564

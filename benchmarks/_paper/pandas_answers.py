@@ -1,5 +1,5 @@
 """Each named query answered with pandas from the released-format CSVs, as users do today:
-read the files, filter, group. The anatomy DAG is given to pandas (`warehouse.anatomy`), so
+read the files, filter, group. The anatomy DAG is given to pandas (`warehouse.core.anatomy`), so
 "under a region" means the same thing on both sides; the rules that link the CSVs to the
 warehouse rows are those of `tables.py`.
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from warehouse.anatomy import TOP_LEVEL, anatomy
-from warehouse.schema import CT_RATE_LABELS
+from warehouse.core.anatomy import TOP_LEVEL, anatomy
+from warehouse.core.schema import CT_RATE_LABELS
 
 from .generate import FILES, NO_FINDINGS
 from .tables import ct_rate_class, region_maps, size_mm

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from warehouse import schema
-from warehouse.anatomy import anatomy
-from warehouse.terms import lookup_term, term_entries
+from warehouse.core import schema
+from warehouse.core.anatomy import anatomy
+from warehouse.core.terms import lookup_term, term_entries
 
 from .generate import NO_FINDINGS, Release
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from warehouse.errors import IngestError
+from warehouse.core.errors import IngestError
 
 if TYPE_CHECKING:
     from ingest.images import CTImage
@@ -64,8 +64,8 @@ def region_for_name(name: str) -> str:
     neither is read as words, a trailing side first (``pulmonary_artery`` -> pulmonary
     artery, ``atrial_appendage_left`` -> left atrial appendage).
     """
-    from warehouse.anatomy import anatomy
-    from warehouse.errors import UnknownRegionError
+    from warehouse.core.anatomy import anatomy
+    from warehouse.core.errors import UnknownRegionError
 
     dag = anatomy()
     try:
@@ -84,8 +84,8 @@ def region_for_name(name: str) -> str:
 
 def dag_hint(name: str) -> str:
     """The closest names the DAG knows, as `resolve` words them."""
-    from warehouse.anatomy import anatomy
-    from warehouse.errors import UnknownRegionError
+    from warehouse.core.anatomy import anatomy
+    from warehouse.core.errors import UnknownRegionError
 
     try:
         anatomy().resolve(name.replace("_", " "))

@@ -27,7 +27,8 @@ from scipy import ndimage as ndi
 from ingest.images import CTImage
 from ingest.segment.base import Segmentation, Segmenter
 
-BODY_HU, AIR_HU, LUMEN_HU, GAS_MEDIAN_HU = -500, -500, -950, -950
+# thresholds, not the HU of air itself (that is `warehouse.core.grid.AIR_HU`, -1024)
+BODY_ABOVE_HU, AIR_BELOW_HU, LUMEN_HU, GAS_MEDIAN_HU = -500, -500, -950, -950
 MIN_LUNG_ML, MIN_LUNG_FRACTION, BRONCHI_MM, CLOSE_MM = 2.0, 0.1, 45.0, 3.0
 
 
@@ -56,7 +57,7 @@ def _ball(radius_mm: float, spacing: tuple[float, ...]) -> np.ndarray:
 def body_mask(hu: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
     """The patient: largest component above -500 HU after a 4 mm in-plane opening (drops the table), filled."""
     disk = _ball(4.0, (*spacing[:2], np.inf))
-    return _fill_slices(_largest(ndi.binary_opening(hu > BODY_HU, disk)))
+    return _fill_slices(_largest(ndi.binary_opening(hu > BODY_ABOVE_HU, disk)))
 
 
 def _trachea_seed(hu: np.ndarray, body: np.ndarray, spacing: tuple[float, ...]) -> tuple[int, int, int] | None:
@@ -184,7 +185,7 @@ def _split_two(comp: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
 def _lung_components(hu: np.ndarray, body: np.ndarray, airway: np.ndarray,
                      spacing: tuple[float, ...]) -> tuple[np.ndarray, list[int]]:
     """Labelled air inside the body (airways cut out) and the labels that are lung, largest first."""
-    air = (hu < AIR_HU) & body
+    air = (hu < AIR_BELOW_HU) & body
     if airway.any():
         box = _pad_box(airway, 4)
         air[box] &= ~ndi.binary_dilation(airway[box], _ball(2.0, spacing))

@@ -29,7 +29,7 @@ import numpy as np
 
 from ingest.images import NIFTI_SUFFIXES, CTImage, binary_mask, case_stem, mask_to_image_grid
 from ingest.segment.base import Segmentation, Segmenter, region_for_name
-from warehouse.errors import IngestError, UnknownRegionError
+from warehouse.core.errors import IngestError, UnknownRegionError
 
 TS_CLASSES_FILE = Path(__file__).with_name("totalsegmentator_v2_total_classes.json")
 

@@ -32,7 +32,7 @@ from scipy import ndimage as ndi
 
 from ingest.images import CTImage
 from ingest.segment.base import Segmentation, Segmenter, region_for_name
-from warehouse.errors import IngestError, UnknownRegionError
+from warehouse.core.errors import IngestError, UnknownRegionError
 
 
 @dataclass

@@ -38,9 +38,9 @@ import numpy as np
 from ingest.images import SHAPE_MAX, SPACING_MAX_MM, CTImage, check_affine, check_shape, hu_int16, to_lps
 from ingest.sources.release_csv import ErrorSink, printable, read_csv, report_rows
 from ingest.sources.volume_names import case_name_problem, try_parse
-from warehouse.errors import IngestError
-from warehouse.release_format import CT_RATE_FILES, CT_RATE_LABEL_SOURCE
-from warehouse.schema import CT_RATE_LABELS
+from warehouse.core.errors import IngestError
+from warehouse.core.release_format import CT_RATE_FILES, CT_RATE_LABEL_SOURCE
+from warehouse.core.schema import CT_RATE_LABELS
 
 LABEL_SOURCE = CT_RATE_LABEL_SOURCE
 FILE_PATTERNS = {"reports": "*_reports.csv", "metadata": "*_metadata.csv", "labels": "*_predicted_labels.csv"}

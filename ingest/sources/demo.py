@@ -28,9 +28,9 @@ from ingest.report_stage import report_rows
 from ingest.sources.demo_case import GENERATOR_VERSION, SyntheticCase, case_name, generate_case, generate_cases
 from ingest.sources.demo_report import path_of
 from ingest.vqa import generate_vqa
-from warehouse.anatomy import anatomy
-from warehouse.ids import content_id
-from warehouse.release_format import NOT_GIVEN
+from warehouse.core.anatomy import anatomy
+from warehouse.core.ids import content_id
+from warehouse.core.release_format import NOT_GIVEN
 
 TRUTH_EXTRACTOR = "demo-truth"
 SOURCE_NAME = "demo"
@@ -40,7 +40,7 @@ __all__ = ["DemoCaseJob", "DemoSource", "SyntheticCase", "generate_case", "gener
 
 
 def _id(prefix: str, *parts: object) -> str:
-    """A deterministic id from the row's content: `prefix` + 16 hex digits of `warehouse.ids.content_id`."""
+    """A deterministic id from the row's content: `prefix` + 16 hex digits of `warehouse.core.ids.content_id`."""
     return prefix + content_id(*parts, size=16)
 
 
@@ -118,7 +118,7 @@ class DemoCaseJob(CaseJob):
 
     def run(self, ctx: JobContext) -> CaseOutput:
         """Write the CT and masks, return the case's rows."""
-        from warehouse.arrays import ArrayStore
+        from warehouse.store.arrays import ArrayStore
 
         case = generate_case(self.seed, self.index)
         store = ArrayStore(ctx.arrays_path, mode="a")

@@ -25,9 +25,9 @@ from ingest.sources.demo_vocab import (
     TOPICS,
     UNCERTAIN_TAILS,
 )
-from warehouse.anatomy import anatomy
-from warehouse.release_format import NOT_GIVEN
-from warehouse.schema import CT_RATE_LABELS
+from warehouse.core.anatomy import anatomy
+from warehouse.core.release_format import NOT_GIVEN
+from warehouse.core.schema import CT_RATE_LABELS
 
 # Regions whose report paragraph is not their canonical top level (RadGenome: mediastinum/aorta).
 TOP_LEVEL_OVERRIDES = {"aorta": "mediastinum"}

@@ -36,7 +36,7 @@ from ingest.job import CaseJob, CaseOutput, JobContext, Rows, Source
 from ingest.sources.ct_rate import age_problem, parse_age
 from ingest.sources.release_csv import ErrorSink, printable, report_rows
 from ingest.sources.volume_names import case_name_problem, try_parse
-from warehouse.errors import WarehouseError
+from warehouse.core.errors import WarehouseError
 
 SOURCE = "folder"
 
@@ -56,7 +56,7 @@ MASK_FOLDER_NAMES = frozenset({"mask", "masks", "seg", "segs", "segmentation", "
 
 def _is_region_name(stem: str) -> bool:
     from ingest.segment.base import region_for_name
-    from warehouse.errors import UnknownRegionError
+    from warehouse.core.errors import UnknownRegionError
 
     try:
         region_for_name(stem)
@@ -150,7 +150,7 @@ class FolderCaseJob(CaseJob):
     stage: str = "read"
 
     def run(self, ctx: JobContext) -> CaseOutput:
-        from warehouse.arrays import ArrayStore
+        from warehouse.store.arrays import ArrayStore
 
         out = CaseOutput()
         try:
@@ -178,7 +178,7 @@ class FolderCaseJob(CaseJob):
         from ingest.segment.base import region_for_name
 
         def resolve(name: str):
-            from warehouse.anatomy import anatomy
+            from warehouse.core.anatomy import anatomy
 
             return anatomy().get(region_for_name(name))
 

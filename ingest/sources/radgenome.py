@@ -33,8 +33,8 @@ from ingest.sources.radgenome_streams import DEFAULT_BUDGET, merge_archives
 from ingest.sources.release_csv import ErrorSink
 from ingest.sources.release_text import ReleaseText
 from ingest.sources.volume_names import split_of_file
-from warehouse.anatomy import COARSE_REGIONS
-from warehouse.release_format import RADGENOME_FILES, REGION_FILE
+from warehouse.core.anatomy import COARSE_REGIONS
+from warehouse.core.release_format import RADGENOME_FILES, REGION_FILE
 
 
 @dataclass

@@ -24,11 +24,11 @@ from ingest.sources.radgenome_decode import LazyMask, MaskReadError, check_image
 from ingest.sources.radgenome_masks import MaskSet
 from ingest.sources.release_csv import printable
 from ingest.sources.volume_names import try_parse
-from warehouse.anatomy import Region, anatomy
-from warehouse.errors import UnknownRegionError, WarehouseError
+from warehouse.core.anatomy import Region, anatomy
+from warehouse.core.errors import UnknownRegionError, WarehouseError
 
 if TYPE_CHECKING:
-    from warehouse.arrays import ArrayStore
+    from warehouse.store.arrays import ArrayStore
 
 
 def resolve_mask_name(name: str) -> Region:
@@ -199,7 +199,7 @@ def _open_store(path: Path) -> ArrayStore:
     """The build's array store (imported here: only cases with arrays pay for zarr)."""
     from zarr.errors import ContainsGroupError
 
-    from warehouse.arrays import ArrayStore
+    from warehouse.store.arrays import ArrayStore
 
     try:
         return ArrayStore(path, mode="a")

@@ -19,9 +19,9 @@ from pathlib import Path
 from ingest.sources.release_csv import ErrorSink, read_csv, row_id
 from ingest.sources.volume_names import case_name_problem, split_of_file, try_parse
 from ingest.structure.findings import terms_of
-from warehouse.anatomy import anatomy
-from warehouse.errors import UnknownRegionError
-from warehouse.release_format import REGION_FILES_EXTRACTOR, RELEASE_EXTRACTOR, ReleasedFile
+from warehouse.core.anatomy import anatomy
+from warehouse.core.errors import UnknownRegionError
+from warehouse.core.release_format import REGION_FILES_EXTRACTOR, RELEASE_EXTRACTOR, ReleasedFile
 
 CHUNK = 50_000  # rows per saved part
 NO_FINDINGS = "no findings"

@@ -22,8 +22,8 @@ import nibabel as nib
 import numpy as np
 
 from ingest.images import CTImage, binary_mask
-from warehouse.errors import IngestError
-from warehouse.grid import Grid, to_lps
+from warehouse.core.errors import IngestError
+from warehouse.core.grid import Grid, to_lps
 
 _GZIP = b"\x1f\x8b"
 
@@ -95,7 +95,7 @@ def decode_nifti(payload: bytes | str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def lps_view(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`data` as a view with axis codes L, P, S (`warehouse.grid.to_lps`, without the copy)."""
+    """`data` as a view with axis codes L, P, S (`warehouse.core.grid.to_lps`, without the copy)."""
     return to_lps(data, affine)
 
 

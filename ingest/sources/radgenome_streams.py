@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ingest.sources.radgenome_masks import MaskInput, MaskSet, case_split, iter_case_groups
 from ingest.sources.release_csv import ErrorSink
-from warehouse.snapshot import safe_key
+from warehouse.store.snapshot import safe_key
 
 DEFAULT_BUDGET = 1 << 30  # bytes of compressed masks held while waiting for other archives
 

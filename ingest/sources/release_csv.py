@@ -30,8 +30,8 @@ from pathlib import Path
 
 from ingest.job import printable
 from ingest.sources.volume_names import case_name_problem
-from warehouse.ids import content_id
-from warehouse.release_format import CT_RATE_FILES, NOT_GIVEN
+from warehouse.core.ids import content_id
+from warehouse.core.release_format import CT_RATE_FILES, NOT_GIVEN
 
 csv.field_size_limit(min(sys.maxsize, 1 << 30))  # report paragraphs can be long
 
@@ -45,7 +45,7 @@ _UTF16_32 = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, code
 
 def row_id(*parts: object, n: int = 20) -> str:
     """A deterministic id from a row's content (and its ordinal, so duplicates stay distinct):
-    `warehouse.ids.content_id` with `n` hex digits."""
+    `warehouse.core.ids.content_id` with `n` hex digits."""
     return content_id(*parts, size=n)
 
 

@@ -35,9 +35,9 @@ import nibabel as nib
 import numpy as np
 
 from ingest.sources.volume_names import parse
-from warehouse.anatomy import COARSE_REGIONS, anatomy
-from warehouse.release_format import CT_RATE_FILES, RADGENOME_FILES
-from warehouse.schema import CT_RATE_LABELS
+from warehouse.core.anatomy import COARSE_REGIONS, anatomy
+from warehouse.core.release_format import CT_RATE_FILES, RADGENOME_FILES
+from warehouse.core.schema import CT_RATE_LABELS
 
 EMPTY_STRUCTURES = ("gallbladder", "left kidney")  # released anatomy masks include empty ones
 

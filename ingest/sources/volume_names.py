@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from warehouse.errors import IngestError
+from warehouse.core.errors import IngestError
 
 # Split prefix in a volume name -> the split name the warehouse (and RadGenome's CSVs) use.
 SPLITS: dict[str, str] = {"train": "train", "valid": "validation"}

@@ -22,7 +22,7 @@ from ingest.structure.grounding import ground_sentences
 from ingest.structure.report import FINDINGS, IMPRESSIONS, ParsedSentence, StructuredReport, assemble
 from ingest.structure.sentences import split_sentences
 from ingest.structure.text import tokenize
-from warehouse.errors import WarehouseError
+from warehouse.core.errors import WarehouseError
 
 MAX_REPORT_CHARS = 1_000_000
 EMPTY_TEXTS = frozenset({"", "not given", "not given.", "nan", "none", "null", "n/a", "na", "-"})

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from ingest.structure.backend import ReportInput, RulesBackend, StructuringBackend
 from ingest.structure.sentences import split_sentences
-from warehouse.errors import WarehouseError
-from warehouse.schema import CT_RATE_LABELS
+from warehouse.core.errors import WarehouseError
+from warehouse.core.schema import CT_RATE_LABELS
 
 REGION_ORDER: tuple[str, ...] = ("trachea and bronchie", "mediastinum", "heart", "esophagus", "thyroid",
                                  "breast", "lung", "pleura", "abdomen", "bone")

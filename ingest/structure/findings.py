@@ -1,6 +1,6 @@
 """Finding mentions in a sentence: normalised term, status, size and laterality.
 
-Terms come from `warehouse/finding_terms.toml` (seeded from RadGenome-ChestCT's answer phrases),
+Terms come from `warehouse/core/finding_terms.toml` (seeded from RadGenome-ChestCT's answer phrases),
 status from `status`, sizes from `sizes`. A size belongs to the nearest mention in its
 clause; laterality ("right", "left", "both", "bilateral", Turkish "sağ"/"sol") is read
 from the words after the mention up to the next one ("nodule in the left lung"), else
@@ -18,8 +18,8 @@ from ingest.structure.sentences import clauses, paren_groups
 from ingest.structure.sizes import Size, parse_sizes
 from ingest.structure.status import ABSENT, find_cues, status_of
 from ingest.structure.text import Match, PhraseMatcher, Token, tokenize
-from warehouse.anatomy import anatomy
-from warehouse.terms import VOCAB_PATH, lookup_term
+from warehouse.core.anatomy import anatomy
+from warehouse.core.terms import VOCAB_PATH, lookup_term
 
 VOCAB = VOCAB_PATH
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ingest.structure.lexicon import GROUNDED, Cue, lexicon
 from ingest.structure.text import Match, Token, tokenize
-from warehouse.anatomy import anatomy
+from warehouse.core.anatomy import anatomy
 
 PREAMBLE_MAX_WORDS = 14
 

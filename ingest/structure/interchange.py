@@ -3,22 +3,28 @@
 `OUTPUT_SCHEMA` is a JSON Schema (usable as vLLM's guided-JSON or an OpenAI
 `response_format`) for one report: its sentences, each with the anatomy regions it
 speaks of (names of the DAG) and its findings. `parsed_from_json` checks a model's answer
-against the DAG and the statuses and turns it into `ParsedSentence`s, which
+against the schema (with `jsonschema`) and the DAG and turns it into `ParsedSentence`s, which
 `report.assemble` makes into the same rows the rules backend writes; `to_json` is the
 inverse, so the rules backend's output is a worked example of the format.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 
 from ingest.structure.findings import Mention
 from ingest.structure.grounding import Grounding
 from ingest.structure.lexicon import GROUNDED, top_levels_of
 from ingest.structure.report import FINDINGS, IMPRESSIONS, ParsedSentence
 from ingest.structure.status import ABSENT, PRESENT, UNCERTAIN
-from warehouse.anatomy import anatomy
-from warehouse.errors import UnknownRegionError, WarehouseError
+from warehouse.core.anatomy import anatomy
+from warehouse.core.errors import UnknownRegionError, WarehouseError
 
 SIDES = ("left", "right", "bilateral")
 
@@ -51,6 +57,40 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 }
 
 
+MAX_PROBLEM_CHARS = 300  # a problem is one line of an error; a long value is cut
+
+
+@cache
+def _validator() -> Validator:
+    """A validator of `OUTPUT_SCHEMA` for the draft it declares (2020-12 when it names none, as now)."""
+    cls = validator_for(OUTPUT_SCHEMA, default=Draft202012Validator)
+    cls.check_schema(OUTPUT_SCHEMA)  # a broken schema is this module's bug: fail loudly, once
+    return cls(OUTPUT_SCHEMA)
+
+
+def _where(path: list[str | int]) -> str:
+    """A field's path as a person reads it: sentences[2].findings[0].status -> 'sentence 3, finding 1: status'."""
+    parts, k = [], 0
+    while k + 1 < len(path) and path[k] in ("sentences", "findings") and isinstance(path[k + 1], int):
+        parts.append(f"{str(path[k])[:-1]} {path[k + 1] + 1}")
+        k += 2
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[k:]).lstrip(".")
+    return ", ".join(parts or ["answer"]) + (f": {field}" if field else ":")
+
+
+def _describe(error: ValidationError) -> str:
+    problem = f"{_where(list(error.absolute_path))} {error.message}"
+    return problem if len(problem) <= MAX_PROBLEM_CHARS else problem[: MAX_PROBLEM_CHARS - 1] + "…"
+
+
+def schema_problem(data: Any) -> str | None:
+    """What keeps `data` from fitting `OUTPUT_SCHEMA`, as one line (where, then what was expected), or None.
+
+    e.g. "sentence 1, finding 2: status 'maybe' is not one of ['present', 'absent', 'uncertain']"."""
+    error = best_match(_validator().iter_errors(data))  # the most relevant error, None when it fits
+    return None if error is None else _describe(error)
+
+
 def _region(name: str, where: str) -> str:
     try:
         return anatomy().resolve(name).name
@@ -59,19 +99,19 @@ def _region(name: str, where: str) -> str:
 
 
 def parsed_from_json(data: dict[str, Any]) -> list[ParsedSentence]:
-    """A model's answer (`OUTPUT_SCHEMA`) as parsed sentences; unknown regions or statuses raise
-    `WarehouseError` naming the sentence."""
+    """A model's answer (`OUTPUT_SCHEMA`) as parsed sentences; an answer that does not fit the schema, or
+    names a region outside the anatomy DAG, raises `WarehouseError` naming the sentence and the field."""
+    problem = schema_problem(data)
+    if problem is not None:
+        raise WarehouseError(f"answer does not fit the schema: {problem}", stage="structure")
     out = []
     for k, s in enumerate(data.get("sentences") or []):
         text, where = str(s.get("text", "")).strip(), f"sentence {k + 1}"
         regions = tuple(dict.fromkeys(_region(r, where) for r in s.get("regions") or []))
         tops = tuple(t for t in GROUNDED if any(t in top_levels_of(r) or t == r for r in regions))
         mentions = []
-        for f in s.get("findings") or []:
-            status = f.get("status")
-            if status not in (PRESENT, ABSENT, UNCERTAIN):
-                raise WarehouseError(f"{where}: status {status!r} is not present, absent or uncertain",
-                                     stage="structure")
+        for f in s.get("findings") or []:  # the schema has checked the types, the status and required keys
+            status = f["status"]
             raw = str(f.get("raw_text") or f["term"])
             start = max(text.lower().find(raw.lower()), 0)
             side = f.get("laterality") if f.get("laterality") in SIDES else None

@@ -11,8 +11,8 @@ from pathlib import Path
 from ingest.sources.release_csv import ErrorSink, report_rows
 from ingest.structure.backend import ReportInput
 from ingest.structure.report import StructuredReport
-from warehouse.errors import WarehouseError
-from warehouse.schema import CT_RATE_LABELS
+from warehouse.core.errors import WarehouseError
+from warehouse.core.schema import CT_RATE_LABELS
 
 # Accepted spellings of the columns (CT-RATE writes VolumeName, RadGenome Volumename).
 ID_COLUMNS = ("VolumeName", "Volumename", "volume_name", "case_id", "AccessionNo")

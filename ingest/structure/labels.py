@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from ingest.structure.findings import Mention
 from ingest.structure.status import PRESENT
-from warehouse.schema import CT_RATE_LABELS
-from warehouse.terms import CLASS_TERMS
+from warehouse.core.schema import CT_RATE_LABELS
+from warehouse.core.terms import CLASS_TERMS
 
 _CORONARY = re.compile(r"\b(?:(?:left|right)\s+)?(?:anterior\s+descending\s+)?(?:coronary|lad|circumflex|rca|lcx)"
                        r"(?:\s+(?:arter(?:y|ies)|artery walls?|vascular structures|vessels?|system))?\b", re.IGNORECASE)

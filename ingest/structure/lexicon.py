@@ -1,6 +1,6 @@
 """The grounding lexicon: every phrase that places a sentence in the anatomy DAG.
 
-Region names and synonyms come from `warehouse/anatomy.toml` (the one anatomy file);
+Region names and synonyms come from `warehouse/core/anatomy.toml` (the one anatomy file);
 RadGenome's filing conventions (axillary nodes under mediastinum, subpleural lesions
 under pleura) and findings that imply a place come from `vocab/cues.toml`. One
 phrase matcher holds them all, so the longest phrase wins ("pulmonary artery" over
@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 
 from ingest.structure.text import PhraseMatcher
-from warehouse.anatomy import TOP_LEVEL, anatomy
+from warehouse.core.anatomy import TOP_LEVEL, anatomy
 
 VOCAB = Path(__file__).with_name("vocab")
 TIERS = ("place", "weak", "finding")  # strongest first

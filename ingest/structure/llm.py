@@ -9,7 +9,7 @@ the rules backend makes; an answer that is not valid JSON or does not fit become
 report's error, never an exception. Rows record e.g. `vllm:SmolLM2-135M-Instruct@llm-0.1+vllm-0.32.0`.
 
     get_backend("vllm", model="/models/Qwen2.5-7B-Instruct")      # vllm.LLM, one chat() per batch
-    get_backend("openai", base_url="http://localhost:8000", model="qwen")  # threads, response_format
+    get_backend("openai", base_url="http://localhost:8000", model="qwen")  # openai SDK, threads, retries
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import abc
 import copy
 import json
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,13 +27,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import openai
+
 from ingest.structure.backend import ReportInput, StructuringBackend
-from ingest.structure.interchange import OUTPUT_SCHEMA, parsed_from_json
+from ingest.structure.interchange import OUTPUT_SCHEMA, parsed_from_json, schema_problem
 from ingest.structure.lexicon import GROUNDED, top_levels_of
 from ingest.structure.report import ParsedSentence
 from ingest.structure.sentences import split_sentences
-from warehouse.anatomy import anatomy
-from warehouse.errors import WarehouseError
+from warehouse.core.anatomy import anatomy
+from warehouse.core.errors import WarehouseError
 
 PROMPT_VERSION = "llm-0.1"  # bump when the prompt or the request schema changes
 MAX_SENTENCE_CHARS, MAX_REGIONS, MAX_FINDINGS = 1000, 6, 8
@@ -165,8 +165,9 @@ def parse_answer(answer: Answer) -> list[ParsedSentence]:
         cut = " (cut off at max_tokens: raise max_tokens)" if answer.finish_reason == "length" else ""
         raise WarehouseError(f"model answer is not valid JSON: {e.msg} at character {e.pos}{cut}",
                              stage="structure") from None
-    if not isinstance(data, dict) or not isinstance(data.get("sentences"), list):
-        raise WarehouseError("model answer does not fit the schema: no 'sentences' list", stage="structure")
+    problem = schema_problem(data)
+    if problem is not None:
+        raise WarehouseError(f"model answer does not fit the schema: {problem}", stage="structure")
     try:
         return parsed_from_json(data)
     except WarehouseError:
@@ -317,15 +318,25 @@ class VLLMBackend(LLMBackend):
             return out
 
 
+def _attempts(error: openai.APIError) -> str:
+    """' (N attempts)' when the SDK retried the failed request, from the retry count it sends; else ''."""
+    try:
+        retries = int(error.request.headers.get("x-stainless-retry-count", "0"))
+    except (AttributeError, RuntimeError, ValueError):
+        return ""
+    return f" ({retries + 1} attempts)" if retries else ""
+
+
 class OpenAIBackend(LLMBackend):
-    """Any OpenAI-compatible server (e.g. `python -m vllm.entrypoints.openai.api_server`): plain HTTP,
-    `response_format` json_schema, `concurrency` requests in flight. OPENAI_API_KEY is sent if set."""
+    """Any OpenAI-compatible server (e.g. `python -m vllm.entrypoints.openai.api_server`) through the
+    `openai` SDK: `response_format` json_schema, `concurrency` requests in flight, each retried up to
+    `max_retries` times. OPENAI_API_KEY is sent if set. `timeout` is per attempt, in seconds."""
 
     name = "openai"
 
     def __init__(self, base_url: str | None = None, model: str | None = None, max_tokens: int = 2048,
                  temperature: float = 0.0, concurrency: int = 8, timeout: float = 600.0,
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None, max_retries: int = 2) -> None:
         super().__init__(model, max_tokens, temperature)
         if not base_url:
             raise WarehouseError("backend 'openai' needs a server URL", stage="structure",
@@ -333,41 +344,65 @@ class OpenAIBackend(LLMBackend):
         url = base_url.rstrip("/")
         self.url = url if urlparse(url).path not in ("", "/") else url + "/v1"
         self.concurrency, self.timeout = max(1, int(concurrency)), float(timeout)
+        self.max_retries = max(0, int(max_retries))
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self._client: openai.OpenAI | None = None
 
     @property
     def extractor(self) -> str:
         return f"{self.name}:{self.model}@{self.version}"
 
+    def __getstate__(self) -> dict[str, Any]:  # the SDK client holds sockets and locks: made again where used
+        return {**self.__dict__, "_client": None}
+
+    def client(self) -> openai.OpenAI:
+        """The SDK client, made once; one connection pool shared by the worker threads (it is thread-safe).
+
+        The SDK retries, with exponential backoff (0.5 s doubling to 8 s, jittered, or the server's
+        Retry-After), connection errors, timeouts and HTTP 408, 409, 429 and 5xx: a server restarting,
+        overloaded or briefly unreachable. Other 4xx answers (a bad request, an unknown model) are not
+        retried: asking again cannot change them."""
+        if self._client is None:
+            # The SDK refuses to run without a key; vLLM started without --api-key ignores the header, and
+            # "EMPTY" is the placeholder vLLM's own docs use.
+            self._client = openai.OpenAI(base_url=self.url, api_key=self.api_key or "EMPTY",
+                                         timeout=self.timeout, max_retries=self.max_retries)
+        return self._client
+
     def body(self, request: Request) -> dict[str, Any]:
-        """The chat-completions request body for one report."""
+        """The chat-completions request for one report (`chat.completions.create`'s arguments).
+
+        `response_format` json_schema is the OpenAI form, which vLLM also turns into constrained decoding;
+        vLLM-only options (e.g. `structured_outputs`) would go in `extra_body`, which needs none today."""
         return {"model": self.model, "messages": request.messages, "temperature": self.temperature,
                 "max_tokens": request.max_tokens,
                 "response_format": {"type": "json_schema", "json_schema": {
                     "name": "radgenome_report", "schema": request.schema, "strict": True}}}
 
     def complete(self, request: Request) -> Answer:
-        """POST one request to `/chat/completions`; HTTP and connection failures raise `WarehouseError`."""
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        http = urllib.request.Request(f"{self.url}/chat/completions", data=json.dumps(self.body(request)).encode(),
-                                      headers=headers, method="POST")
+        """One request to `/chat/completions`, retried by the SDK; what is left failing raises `WarehouseError`."""
         try:
-            with urllib.request.urlopen(http, timeout=self.timeout) as resp:
-                data = json.load(resp)
-        except urllib.error.HTTPError as e:
-            detail = e.read().decode("utf-8", "replace")[:300]
-            raise WarehouseError(f"{self.url} answered HTTP {e.code}: {detail}", stage="structure") from None
-        except (urllib.error.URLError, TimeoutError, OSError) as e:
-            raise WarehouseError(f"cannot reach {self.url}: {getattr(e, 'reason', e)}", stage="structure",
+            completion = self.client().chat.completions.create(**self.body(request))
+        except openai.APIStatusError as e:  # an HTTP error answer (the last one, if it was retried)
+            detail = " ".join(e.response.text.split())[:300]
+            raise WarehouseError(f"{self.url} answered HTTP {e.status_code}{_attempts(e)}: {detail}",
+                                 stage="structure") from None
+        except openai.APITimeoutError as e:  # before APIConnectionError, its base class
+            raise WarehouseError(f"no answer from {self.url} within {self.timeout:g} s{_attempts(e)}",
+                                 stage="structure",
+                                 hint="is the server overloaded or stuck? raise the timeout or lower concurrency"
+                                 ) from None
+        except openai.APIConnectionError as e:
+            reason = " ".join(str(e.__cause__ or e).split())
+            raise WarehouseError(f"cannot reach {self.url}{_attempts(e)}: {reason}", stage="structure",
                                  hint="is the server running, and is --base-url right?") from None
-        except json.JSONDecodeError:
-            raise WarehouseError(f"{self.url} answered something that is not JSON", stage="structure") from None
+        except (openai.APIResponseValidationError, json.JSONDecodeError):
+            raise WarehouseError(f"{self.url} answered something that is not a chat completion",
+                                 stage="structure") from None
         try:
-            choice = data["choices"][0]
-            return Answer(choice["message"]["content"] or "", choice.get("finish_reason"))
-        except (KeyError, IndexError, TypeError):
+            choice = completion.choices[0]
+            return Answer(choice.message.content or "", choice.finish_reason)
+        except (AttributeError, IndexError, TypeError):  # the SDK does not validate answers by default
             raise WarehouseError(f"{self.url} answered without choices[0].message.content",
                                  stage="structure") from None
 
@@ -378,5 +413,6 @@ class OpenAIBackend(LLMBackend):
             except WarehouseError as e:
                 return e
 
+        self.client()  # made here, not raced for by the threads
         with ThreadPoolExecutor(min(self.concurrency, len(requests)) or 1) as pool:
             return list(pool.map(one, requests))

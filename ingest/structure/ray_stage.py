@@ -24,7 +24,7 @@ from typing import Any
 
 from ingest.structure.backend import ReportInput, StructuringBackend, clean_text
 from ingest.structure.llm import PROMPT_VERSION, Answer, LLMBackend, Request, engine_version, model_label, to_request
-from warehouse.errors import WarehouseError
+from warehouse.core.errors import WarehouseError
 
 TABLES = ("sentences", "findings", "case_labels")
 

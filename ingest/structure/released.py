@@ -20,7 +20,7 @@ from ingest.structure.lexicon import GROUNDED
 from ingest.structure.report import FINDINGS, ParsedSentence, any_known, finding_region, finding_rows
 from ingest.structure.sentences import split_sentences
 from ingest.structure.text import tokenize
-from warehouse.anatomy import anatomy
+from warehouse.core.anatomy import anatomy
 
 
 @dataclass

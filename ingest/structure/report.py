@@ -13,14 +13,14 @@ from ingest.structure.findings import Mention
 from ingest.structure.grounding import Grounding
 from ingest.structure.labels import LabelledMention, ct_rate_labels, label_rows, mention_classes
 from ingest.structure.lexicon import GROUNDED, top_levels_of
-from warehouse.anatomy import anatomy
-from warehouse.ids import content_id
+from warehouse.core.anatomy import anatomy
+from warehouse.core.ids import content_id
 
 FINDINGS, IMPRESSIONS = "findings", "impressions"
 
 
 def stable_id(*parts: object) -> str:
-    """A deterministic id from content (16 hex digits): `warehouse.ids.content_id`."""
+    """A deterministic id from content (16 hex digits): `warehouse.core.ids.content_id`."""
     return content_id(*parts, size=16)
 
 

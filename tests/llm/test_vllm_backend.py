@@ -21,7 +21,7 @@ import pytest
 from ingest.structure import get_backend
 from ingest.structure.backend import ReportInput
 from ingest.structure.llm import engine_version
-from warehouse import schema
+from warehouse.core import schema
 
 pytestmark = [pytest.mark.llm, pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
                                                   reason="vllm is not installed: run make test-llm")]

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from warehouse.cli._output import CTRL_C, interrupted
-from warehouse.errors import WarehouseError
+from warehouse.core.errors import WarehouseError
 
 try:  # typer vendors click (0.2x); older typer raises click's own exceptions
     from typer._click import exceptions as cx

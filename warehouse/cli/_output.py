@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import polars as pl
 import typer
 
-from warehouse.errors import NotAWarehouseError
+from warehouse.core.errors import NotAWarehouseError
 
 if TYPE_CHECKING:
     from ingest.job import Source
     from ingest.runner import BuildSummary
     from warehouse.api import Warehouse
-    from warehouse.snapshot import Snapshot, StagedBuild
+    from warehouse.store.snapshot import Snapshot, StagedBuild
 
 WarehouseOpt = Annotated[Path, typer.Option("--warehouse", "-w", help="Warehouse root folder.")]
 SCREEN_ROWS = 50  # rows of the table printed on the screen; files always get the whole result
@@ -156,7 +156,7 @@ def open_warehouse(root: Path, snapshot: str | None = None) -> Warehouse:
 
 def find_snapshot(root: Path, snapshot: str | None = None) -> Snapshot:
     """`open_snapshot`, saying so where the root holds only a staged build, or does not exist."""
-    from warehouse.snapshot import list_snapshots, list_staged, open_snapshot
+    from warehouse.store.snapshot import list_snapshots, list_staged, open_snapshot
 
     try:
         return open_snapshot(root, snapshot)

@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def info(warehouse: WarehouseOpt, snapshot: Annotated[str | None, typer.Option()] = None) -> None:
         """The snapshot, its row counts and sources, and a build staged but not yet published."""
-        from warehouse.snapshot import list_staged
+        from warehouse.store.snapshot import list_staged
 
         with open_warehouse(warehouse, snapshot) as wh:
             out = wh.info()
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def snapshots(warehouse: WarehouseOpt) -> None:
         """List the published snapshots, oldest first, and any build staged but not yet published."""
-        from warehouse.snapshot import list_snapshots, list_staged, open_snapshot
+        from warehouse.store.snapshot import list_snapshots, list_staged, open_snapshot
 
         ids, staged = list_snapshots(warehouse), list_staged(warehouse)
         if not ids and not staged:

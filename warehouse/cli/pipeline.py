@@ -75,7 +75,7 @@ def check_reports(path: Path) -> None:
 
     from ingest.runner import BuildFailedError
     from ingest.sources.release_csv import encoding_problem
-    from warehouse.release_format import CT_RATE_FILES
+    from warehouse.core.release_format import CT_RATE_FILES
 
     expected = CT_RATE_FILES["reports"].header
     try:

@@ -19,7 +19,7 @@ from warehouse.cli._output import (
     query_run,
     write_frame,
 )
-from warehouse.errors import QueryLimitWarning
+from warehouse.core.errors import QueryLimitWarning
 
 
 def print_transpiled(sql: str, dialect: str) -> int:

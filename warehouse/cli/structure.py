@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from warehouse.errors import WarehouseError
+from warehouse.core.errors import WarehouseError
 
 BackendOpt = Annotated[str, typer.Option("--backend", help="rules (default), vllm or openai.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model path (vllm) or name (openai).")]

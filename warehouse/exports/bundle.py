@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warehouse.anatomy import anatomy
-from warehouse.errors import ArrayNotFoundError, WarehouseError
+from warehouse.core.anatomy import anatomy
+from warehouse.core.errors import ArrayNotFoundError, WarehouseError
+from warehouse.core.release_format import LICENCES
 from warehouse.exports import bundle_tables
 from warehouse.exports.nifti import ArrayFile, plan_case, write_case
-from warehouse.release_format import LICENCES
 
 if TYPE_CHECKING:
     from warehouse.api import Warehouse

@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from warehouse import schema
-from warehouse.anatomy import anatomy
-from warehouse.release_format import CT_RATE_FILES, LICENCES, NOT_GIVEN
-from warehouse.snapshot import TABLES_DIR
+from warehouse.core import schema
+from warehouse.core.anatomy import anatomy
+from warehouse.core.release_format import CT_RATE_FILES, LICENCES, NOT_GIVEN
+from warehouse.store.layout import TABLES_DIR
 
 if TYPE_CHECKING:
     from warehouse.api import Warehouse
@@ -33,7 +33,7 @@ REPORT_COLUMNS = CT_RATE_FILES["reports"].columns  # (CSV column, reports column
 
 def case_keys(case_ids: Sequence[str]) -> dict[str, str]:
     """File stem of each case: the array store's case key (injective, no separators, no leading dot)."""
-    from warehouse.arrays import case_key
+    from warehouse.store.arrays import case_key
 
     return {c: case_key(c) for c in case_ids}
 

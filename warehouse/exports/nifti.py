@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 import nibabel as nib
 import numpy as np
 
-from warehouse.boxes import Box
-from warehouse.errors import ArrayNotFoundError, WarehouseError
-from warehouse.grid import margin_box, shift_affine
+from warehouse.core.boxes import Box
+from warehouse.core.errors import ArrayNotFoundError, WarehouseError
+from warehouse.core.grid import margin_box, shift_affine
 
 if TYPE_CHECKING:
-    from warehouse.arrays import ArrayStore
+    from warehouse.store.arrays import ArrayStore
 
 HEADER_BYTES = 352  # NIfTI-1 single file: header plus the 4-byte extension flag
 
@@ -99,7 +99,6 @@ class ArrayFile:
         return nifti_bytes_bound(self.shape, np.int16 if self.kind == "image" else np.uint8)
 
 
-crop_box = margin_box  # the old name: a region's box grown by a margin, clipped to the grid
 
 
 def plan_case(store: ArrayStore, case_id: str, key: str, mask_name: Callable[[str], str], *, image: bool,

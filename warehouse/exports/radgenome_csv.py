@@ -1,6 +1,6 @@
 """The released RadGenome-ChestCT and CT-RATE CSVs: their columns, and writing them back.
 
-`RADGENOME_FILES` and `CT_RATE_FILES` (`warehouse.release_format`) map each released column
+`RADGENOME_FILES` and `CT_RATE_FILES` (`warehouse.core.release_format`) map each released column
 onto a warehouse column; the ingest readers and `export_release` both use them, so the
 round trip is one table read in two directions.
 For the real release files the export equals the input as multisets of rows: the raw
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from warehouse.release_format import (
+from warehouse.core.release_format import (
     CT_RATE_FILES,
     NOT_GIVEN,
     RADGENOME_FILES,
@@ -36,8 +36,8 @@ from warehouse.release_format import (
     REGION_FILES_EXTRACTOR,
     RELEASED_SOURCES,
 )
-from warehouse.schema import CT_RATE_LABELS
-from warehouse.snapshot import Snapshot, open_snapshot
+from warehouse.core.schema import CT_RATE_LABELS
+from warehouse.store.snapshot import Snapshot, open_snapshot
 
 
 def _split(case_id: str, splits: dict[str, str]) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from warehouse.anatomy import anatomy
-from warehouse.schema import REFERENCE_TABLES
-from warehouse.terms import terms_table
+from warehouse.core.anatomy import anatomy
+from warehouse.core.schema import REFERENCE_TABLES
+from warehouse.core.terms import terms_table
 
 
 def reference_tables() -> dict[str, pa.Table]:

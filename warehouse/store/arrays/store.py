@@ -9,7 +9,7 @@ Layout of ``arrays.zarr`` (a local Zarr v3 store)::
           0                     uint8 values, each a structure; properties map value -> structure
 
 Masks overlap (lung, left lung, left lung lower lobe), so they are packed into a few
-non-overlapping layers (`warehouse.labels`); every mask reads back bit-exact. Arrays are
+non-overlapping layers (`warehouse.store.arrays.layers`); every mask reads back bit-exact. Arrays are
 chunked 64^3, zstd-compressed, one shard per array: a region read fetches only the
 chunks inside the region's bounding box. Each write touches one case group only, so
 worker processes can write different cases of one store at the same time.
@@ -30,22 +30,22 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.errors import ContainsGroupError
 
-from warehouse import ome
-from warehouse.anatomy import Region, anatomy
-from warehouse.array_io import ArrayReader, open_array, write_array
-from warehouse.boxes import Box, slices, union_box
-from warehouse.errors import ArrayNotFoundError, GridMismatchError, IngestError, WarehouseError
-from warehouse.grid import AIR_HU, Grid, margin_box, same_affine, shift_affine
-from warehouse.labels import label_map_layer, mask_stats, pack_masks, region_stats, union_in_box
-from warehouse.ome import Structure
-from warehouse.unions import pieces
+from warehouse.core.anatomy import Region, anatomy
+from warehouse.core.boxes import Box, slices, union_box
+from warehouse.core.errors import ArrayNotFoundError, GridMismatchError, IngestError, WarehouseError
+from warehouse.core.grid import AIR_HU, Grid, margin_box, same_affine, shift_affine
+from warehouse.store.arrays import ome
+from warehouse.store.arrays.io import ArrayReader, open_array, write_array
+from warehouse.store.arrays.layers import label_map_layer, pack_masks, union_in_box
+from warehouse.store.arrays.ome import Structure
+from warehouse.store.arrays.parts import pieces
+from warehouse.store.arrays.stats import mask_stats, region_stats
 
 CHUNK = 64
 FORMAT = 2  # 2: a structure may be stored as its parts (`parts`, the labels group's `unions` list)
 # Label layers: plain zstd 9. Bit-shuffled zstd (blosc clevel 5) stored 20 % fewer bytes for the
 # same write CPU on a RadGenome-like case but decoded 1.5x slower; region reads come first.
 LABEL_CODEC = ZstdCodec(level=9)
-IMAGE_FILL = AIR_HU  # air: chunks of pure padding are not stored
 _PLAIN_VOLUME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_]*)\.nii\.gz$")
 
 RegionRef = str | int | Region
@@ -142,7 +142,7 @@ class ArrayStore:
         self._cases.pop(key, None)
         group = zarr.create_group(self._store, path=key, overwrite=True,
                                   attributes=_case_attrs(case_id, affine, hu.shape))
-        write_array(self.path, f"{key}/image", self._store, hu, fill_value=IMAGE_FILL, **chunking(hu.shape),
+        write_array(self.path, f"{key}/image", self._store, hu, fill_value=AIR_HU, **chunking(hu.shape),
                     compressors=BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"))
         group.attrs["ome"] = ome.image_attrs(case_id, affine)
 

@@ -14,9 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from warehouse.anatomy import Anatomy, Region
-from warehouse.boxes import Box, bounding_box, box_shape, inside, slices
-from warehouse.ome import Structure
+from warehouse.core.anatomy import Anatomy, Region
+from warehouse.core.boxes import Box, bounding_box, box_shape, inside, slices
+from warehouse.store.arrays.ome import Structure
 
 __all__ = ["Crop", "pieces", "split_unions"]
 

@@ -8,7 +8,7 @@ parts that hold a separator character. ``None`` counts as the empty string, as i
 field, so an exported and re-ingested row gets the id it had.
 
 This is for row ids (sentences, findings, VQA pairs, demo rows). Snapshot ids (a hash of the
-tables' bytes, `warehouse.commit`) and file digests (sha256 of a file's bytes) are other
+tables' bytes, `warehouse.store.commit`) and file digests (sha256 of a file's bytes) are other
 concepts and keep their own hashes. Standard library only.
 """
 

@@ -13,8 +13,8 @@ stored L, P, S axis order calls this module, so the rules cannot drift apart:
 * **Air.** -1024 HU (`AIR_HU`): the floor of stored HU, the fill of unstored image chunks
   and of padding.
 
-Imports only numpy (nibabel lazily) and warehouse core modules (`warehouse.errors`,
-`warehouse.boxes`), so ingest and the store can both use it.
+Imports only numpy (nibabel lazily) and warehouse core modules (`warehouse.core.errors`,
+`warehouse.core.boxes`), so ingest and the store can both use it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from warehouse.boxes import Box
-from warehouse.errors import GridMismatchError
+from warehouse.core.boxes import Box
+from warehouse.core.errors import GridMismatchError
 
 __all__ = ["AIR_HU", "GRID_ATOL_MM", "STORED_AXCODES", "Box", "Grid", "axcodes", "margin_box", "same_affine",
            "shift_affine", "spacing", "to_lps"]

@@ -3,7 +3,7 @@
 Structures (one per mask: name, region, layer, label value, voxels, bbox, parts) are the
 `properties` of each layer's OME `image-label`, so one list serves viewers and readers. A
 structure with `parts` (a parent mask stored as the union of its children) has only its
-remaining voxels under its label value; `warehouse.labels.pieces` expands it.
+remaining voxels under its label value; `warehouse.store.arrays.layers.pieces` expands it.
 
 Only what costs nothing is written (https://ngff.openmicroscopy.org/0.5/): one resolution
 level, axes x, y, z in millimetres (the stored NIfTI voxel order), scale from the voxel
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from warehouse.boxes import Box
-from warehouse.grid import spacing  # its home; `ome.spacing` stays importable
+from warehouse.core.boxes import Box
+from warehouse.core.grid import spacing  # its home; `ome.spacing` stays importable
 
 VERSION = "0.5"
 AXES = ("x", "y", "z")

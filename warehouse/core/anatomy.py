@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from warehouse import schema
-from warehouse.errors import UnknownRegionError
+from warehouse.core import schema
+from warehouse.core.errors import UnknownRegionError
 
 DATA_FILE = Path(__file__).with_name("anatomy.toml")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from warehouse.schema import CT_RATE_LABELS
+from warehouse.core.schema import CT_RATE_LABELS
 
 NOT_GIVEN = "Not given."  # CT-RATE's empty report field; stored as null
 RELEASE_EXTRACTOR = "radgenome-release"

@@ -1,24 +1,11 @@
 """Immutable snapshots: staged, published with one atomic claim, never half-written.
 
-Layout of a warehouse root::
-
-    ROOT/
-      snapshots/<id>/            one published snapshot (never modified again)
-        tables/<table>.parquet   every table of `warehouse.schema` (the interchange copy)
-        tables.duckdb            the same rows in DuckDB's own format (what the engine queries)
-        arrays.zarr/             CT volumes and label layers (see `warehouse.arrays`)
-        manifest.json            inputs (paths, sizes, hashes), versions, row counts: deterministic
-        commit.json              what varies between identical builds: when it was made, claims tried
-      staging/<build key>/       a build in progress (locked while it runs); the same command resumes it
-        parts/, done/            per-case rows and their done markers
-        arrays.zarr/             the arrays of the cases this build made
-        commit/                  the next snapshot, assembled on its base before the claim
-      warehouse.duckdb           views over the latest snapshot, for the plain duckdb shell (derived)
+The folders and files of a root: `warehouse.store.layout`.
 
 Snapshot ids are ``NNNNN-<hash>``: a sequence number (the newest is the largest) and
 a hash of the tables' content. Readers hold a path to their snapshot's folder, so a
 publish never changes what an open reader sees. How a build claims the next id, rebases,
-and how derived files are repaired: `warehouse.commit`.
+and how derived files are repaired: `warehouse.store.commit`.
 """
 
 from __future__ import annotations
@@ -32,21 +19,23 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from warehouse import commit, schema
-from warehouse.commit import CommitConflictError, StagedBuild, list_snapshots, list_staged
-from warehouse.errors import NotAWarehouseError, SnapshotNotFoundError
+from warehouse.core import schema
+from warehouse.core.errors import NotAWarehouseError, SnapshotNotFoundError
+from warehouse.store import commit
+from warehouse.store.commit import CommitConflictError, StagedBuild, list_snapshots, list_staged
+from warehouse.store.duckdb_files import write_database
+from warehouse.store.layout import ARRAYS_DIR, COMMIT, DATABASE, MANIFEST, SNAPSHOTS, STAGING, TABLES_DIR
 
 __all__ = ["CommitConflictError", "Snapshot", "SnapshotWriter", "StagedBuild", "list_snapshots", "list_staged",
            "open_snapshot"]
 FORMAT_VERSION = 1
-TABLES_DIR, ARRAYS_DIR, DATABASE = "tables", "arrays.zarr", "tables.duckdb"
 _HASH_FULL_LIMIT = 1 << 30  # files above 1 GiB are hashed over their first 64 MiB and their size
 
 
@@ -81,7 +70,7 @@ def open_snapshot(root: Path | str, snapshot_id: str | None = None) -> Snapshot:
     ids = list_snapshots(root)
     if not ids:
         raise NotAWarehouseError(
-            f"{root} is not a warehouse (no published snapshot in {root / commit.SNAPSHOTS})",
+            f"{root} is not a warehouse (no published snapshot in {root / SNAPSHOTS})",
             hint="build one with `radgenome demo ROOT` or `radgenome ingest ...`")
     sid = snapshot_id or ids[-1]
     if sid not in ids:
@@ -92,10 +81,10 @@ def open_snapshot(root: Path | str, snapshot_id: str | None = None) -> Snapshot:
 
 def read_snapshot(root: Path, snapshot_id: str) -> Snapshot:
     """A published snapshot; its `manifest` is manifest.json plus commit.json (``created``)."""
-    path = root / commit.SNAPSHOTS / snapshot_id
-    manifest = json.loads((path / commit.MANIFEST).read_text())
-    if (path / commit.COMMIT).is_file():
-        manifest = {**manifest, **json.loads((path / commit.COMMIT).read_text())}
+    path = root / SNAPSHOTS / snapshot_id
+    manifest = json.loads((path / MANIFEST).read_text())
+    if (path / COMMIT).is_file():
+        manifest = {**manifest, **json.loads((path / COMMIT).read_text())}
     return Snapshot(root=root, snapshot_id=snapshot_id, path=path, manifest=manifest)
 
 
@@ -146,7 +135,7 @@ def sort_table(name: str, table: pa.Table) -> pa.Table:
 
 
 class SnapshotWriter:
-    """Stages one build and publishes it as the next snapshot (the contract: `warehouse.commit`).
+    """Stages one build and publishes it as the next snapshot (the contract: `warehouse.store.commit`).
 
     Per-case results are saved as they finish (Arrow IPC parts plus a done marker), so a
     killed build, re-run with the same `build_key`, skips finished cases; the staging folder
@@ -163,7 +152,7 @@ class SnapshotWriter:
                  on_wait: Callable[[str], None] | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
         self.build_key = build_key
-        self.staging = self.root / commit.STAGING / build_key
+        self.staging = self.root / STAGING / build_key
         self.commit_dir = self.staging / "commit"
         self._lock: IO | None = commit.lock_staging(self.staging, on_wait)
         commit.sweep_trash(self.staging.parent)
@@ -286,9 +275,9 @@ class SnapshotWriter:
             "versions": _versions(),
             **self._request["extra"],
         }
-        (self.commit_dir / commit.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        (self.commit_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         volatile = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "attempts": attempt}
-        (self.commit_dir / commit.COMMIT).write_text(json.dumps(volatile, indent=2, sort_keys=True))
+        (self.commit_dir / COMMIT).write_text(json.dumps(volatile, indent=2, sort_keys=True))
         return self.commit_dir
 
     def _assemble_arrays(self, replaced: set[str]) -> None:
@@ -353,38 +342,3 @@ def _versions() -> dict:
         except PackageNotFoundError:
             pass
     return out
-
-
-def write_database(snap_dir: Path) -> None:
-    """Load a staged snapshot's Parquet tables into ``tables.duckdb`` (DuckDB's own format).
-
-    Queries read DuckDB's compressed columns with zone maps from its buffer cache, with no
-    Parquet decoding per query: the named queries at paper scale run a median 2x faster, up
-    to 4.7x (benchmarks/paper_scale.py). Tables are ordered by `schema.cluster_key`. The Parquet
-    files stay the interchange copy (Spark, Trino, pandas) and the source of the snapshot id.
-    """
-    import duckdb
-
-    final = snap_dir / DATABASE
-    tmp = snap_dir / f"{DATABASE}.partial"
-    tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
-    try:
-        parquet_tables(con, snap_dir / TABLES_DIR, load=True)
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    os.replace(tmp, final)
-
-
-def parquet_tables(con: Any, tables_dir: Path, *, load: bool = False) -> None:
-    """Every table of `schema` on the DuckDB connection `con`, from the Parquet files in
-    `tables_dir`: views over them, or with `load`, tables loaded in `schema.cluster_key` order."""
-    for name in schema.TABLES:
-        path = str(tables_dir / f"{name}.parquet").replace("'", "''")
-        if not load:
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
-            continue
-        order = "" if schema.cluster_key(name) == schema.sort_key(name) else \
-            " ORDER BY " + ", ".join(schema.cluster_key(name))  # Parquet is in sort_key order already
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{path}'){order}")

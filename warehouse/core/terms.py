@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from warehouse.errors import WarehouseError
-from warehouse.schema import CT_RATE_LABELS, to_table
+from warehouse.core.errors import WarehouseError
+from warehouse.core.schema import CT_RATE_LABELS, to_table
 
 VOCAB_PATH = Path(__file__).with_name("finding_terms.toml")
 
@@ -131,7 +131,7 @@ def resolve_term(text: str) -> str:
 
 def terms_table() -> pa.Table:
     """The `finding_terms` table."""
-    from warehouse.anatomy import anatomy
+    from warehouse.core.anatomy import anatomy
 
     dag = anatomy()
     rows = []

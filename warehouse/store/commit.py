@@ -1,6 +1,6 @@
 """The commit contract of a warehouse root: what makes a snapshot published, and nothing else.
 
-A build (`warehouse.snapshot.SnapshotWriter`) records its **base** (the latest published
+A build (`warehouse.store.snapshot.SnapshotWriter`) records its **base** (the latest published
 snapshot, or none) when it starts, stages every file of the next snapshot, then takes one
 step: **claim the next snapshot id if the base is still the latest** (`claim`). Locally the
 claim is, under an exclusive `flock` on ``ROOT/.commit.lock``, a check that the latest id is
@@ -48,11 +48,19 @@ from typing import IO, Protocol
 
 import pyarrow.ipc as ipc
 
-from warehouse.errors import WarehouseError
+from warehouse.core.errors import WarehouseError
+from warehouse.store import duckdb_files
+from warehouse.store.layout import (
+    BUILD_LOCK,
+    CLAIM,
+    MANIFEST,
+    ROOT_LOCK,
+    SNAPSHOTS,
+    STAGING,
+    VIEWS,
+    VIEWS_ID,
+)
 
-SNAPSHOTS, STAGING, MANIFEST, COMMIT = "snapshots", "staging", "manifest.json", "commit.json"
-VIEWS, VIEWS_ID, ROOT_LOCK, BUILD_LOCK, CLAIM = (
-    "warehouse.duckdb", ".warehouse.duckdb.id", ".commit.lock", "build.lock", "claim.json")
 MAX_ATTEMPTS = 5  # claims a build tries (rebasing between them) before it gives up
 KILL_ENV = "RADGENOME_TEST_KILL_AT"
 _ID_RE = re.compile(r"^(\d{5})-[0-9a-f]{8}$")
@@ -112,7 +120,7 @@ def claim(root: Path, base_id: str | None, folder: Path, snapshot_id: str) -> bo
 
 
 class Staged(Protocol):
-    """What `publish` needs of a build (`warehouse.snapshot.SnapshotWriter`)."""
+    """What `publish` needs of a build (`warehouse.store.snapshot.SnapshotWriter`)."""
 
     root: Path
     staging: Path
@@ -164,7 +172,7 @@ def content_digest(tables_dir: Path, names: Iterable[str]) -> str:
 
 def content_hash(root: Path, snapshot_id: str) -> str | None:
     """A published snapshot's content hash (computed for snapshots that predate its record)."""
-    from warehouse.schema import TABLES
+    from warehouse.core.schema import TABLES
 
     path = root / SNAPSHOTS / snapshot_id
     recorded = json.loads((path / MANIFEST).read_text()).get("content_sha256")
@@ -321,7 +329,7 @@ def ensure_views(root: Path, latest: str | None = None) -> None:
                 return
             for stale in root.glob(f".{VIEWS}.*.partial*"):  # left by a process killed while writing
                 stale.unlink(missing_ok=True)
-            _write_views(root, latest)
+            duckdb_files.write_views(root, latest)
             tmp = root / f"{VIEWS_ID}.partial"
             tmp.write_text(latest)
             os.replace(tmp, root / VIEWS_ID)
@@ -334,20 +342,3 @@ def _views_id(root: Path) -> str | None:
         return (root / VIEWS_ID).read_text().strip() if (root / VIEWS).is_file() else None
     except OSError:
         return None
-
-
-def _write_views(root: Path, snapshot_id: str) -> None:
-    import duckdb
-
-    from warehouse.snapshot import TABLES_DIR, parquet_tables
-
-    path = root / SNAPSHOTS / snapshot_id
-    tmp = root / f".{VIEWS}.{os.getpid()}.partial"
-    tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
-    try:
-        parquet_tables(con, path / TABLES_DIR)
-        con.execute("CREATE TABLE snapshot_info AS SELECT ? AS snapshot_id, ? AS path", [snapshot_id, str(path)])
-    finally:
-        con.close()
-    os.replace(tmp, root / VIEWS)

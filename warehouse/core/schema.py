@@ -155,7 +155,7 @@ REGION_STATS = table(
 )
 
 ANATOMY = table(
-    "One row per region of the anatomy DAG (from warehouse/anatomy.toml).",
+    "One row per region of the anatomy DAG (from warehouse/core/anatomy.toml).",
     col("region_id", I32, "Stable id derived from the name.", False),
     col("name", STR, "RadGenome's spelling, e.g. trachea and bronchie.", False),
     col("path", STR, "Canonical '/' path (the first released path, else derived from the first parent)."),
@@ -181,7 +181,7 @@ ANATOMY_CLOSURE = table(
 )
 
 FINDING_TERMS = table(
-    "One row per term of the findings vocabulary (warehouse/finding_terms.toml): what findings.term "
+    "One row per term of the findings vocabulary (warehouse/core/finding_terms.toml): what findings.term "
     "and vqa.terms hold.",
     col("term", STR, "The normalised term, lower case.", False),
     col("synonyms", LIST_STR, "Phrases in report text that the term stands for (plurals fold when matching)."),

@@ -1,13 +1,12 @@
 """Label layers: overlapping binary masks packed losslessly into a few integer arrays.
 
 A layer is a non-overlapping assignment of structures (value v>0 = structure v of that
-layer). `pack_masks` first stores parents as their parts (`warehouse.unions`: lung = its
+layer). `pack_masks` first stores parents as their parts (`warehouse.store.arrays.parts`: lung = its
 lungs = their lobes), then puts each structure, largest first, into the first layer where
 it overlaps nothing (greedy first fit), so overlapping structures land in different layers
 and every mask reads back bit-exact. The number of layers is about the deepest overlap left:
 6 on a RadGenome-like case of 210 structures (12-13 with parents stored whole), 1 for a
-label map. `region_stats` turns layers and their structures into `region_stats` rows,
-including the union rows of ancestor regions.
+label map. `union_in_box` reads a union of structures back from the layers.
 """
 
 from __future__ import annotations
@@ -18,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from warehouse.anatomy import Anatomy, Region, anatomy
-from warehouse.boxes import Box, bounding_box, box_shape, intersect, slices, union_box
-from warehouse.errors import GridMismatchError, IngestError, UnknownRegionError
-from warehouse.grid import Grid, same_affine
-from warehouse.ome import Structure
-from warehouse.unions import Crop, pieces, split_unions
+from warehouse.core.anatomy import Region, anatomy
+from warehouse.core.boxes import Box, bounding_box, box_shape, intersect, slices, union_box
+from warehouse.core.errors import GridMismatchError, IngestError, UnknownRegionError
+from warehouse.core.grid import Grid, same_affine
+from warehouse.store.arrays.ome import Structure
+from warehouse.store.arrays.parts import Crop, split_unions
 
-__all__ = ["LayerPacker", "label_map_layer", "mask_stats", "pack_masks", "region_stats", "union_in_box"]
+__all__ = ["LayerPacker", "ReadLayer", "label_map_layer", "pack_masks", "union_in_box"]
 
 MAX_VALUES = 255  # values per packed layer: the layer stays uint8
 
@@ -80,7 +79,7 @@ def _as_grid(grid: Grid | tuple[tuple[int, ...], np.ndarray] | None) -> Grid | N
 def _check_grid(case_id: str, name: str, shape: tuple[int, ...], affine: np.ndarray | None,
                 grid: Grid, what: str) -> None:
     """A mask's shape and affine (None: given as a bare array) against the case's grid, within
-    the one tolerance of `warehouse.grid` (`same_affine`)."""
+    the one tolerance of `warehouse.core.grid` (`same_affine`)."""
     if tuple(shape) != grid.shape:
         raise GridMismatchError(f"{what} {name!r} has shape {tuple(shape)}, the case's grid is {grid.shape}",
                                 case_id=case_id, file=name, stage="masks",
@@ -245,63 +244,3 @@ def union_in_box(read: ReadLayer, structures: Iterable[Structure], box: Box) -> 
         dst = tuple(slice(a - b, c - b) for a, c, b in zip(inter[0], inter[1], box[0], strict=True))
         out[dst] |= hit
     return out if out is not None else np.zeros(size, bool)
-
-
-def mask_stats(mask: np.ndarray, lo: tuple[int, int, int], affine: np.ndarray,
-               image: np.ndarray | None) -> dict:
-    """`region_stats` measures of a boolean mask whose [0,0,0] is voxel `lo` of the grid."""
-    # voxels per plane along each axis, in two passes over the bytes (three sums over the
-    # boolean mask took 2.5x as long on a RadGenome case)
-    ones = mask.view(np.uint8)
-    columns = ones.sum(axis=2, dtype=np.int64)
-    proj = [columns.sum(axis=1), columns.sum(axis=0), ones.sum(axis=(0, 1), dtype=np.int64)]
-    voxels = int(proj[0].sum())
-    row: dict = {"voxels": voxels, "volume_ml": voxels * abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0}
-    if voxels == 0:
-        return row
-    nz = [np.flatnonzero(p) for p in proj]
-    bmin = [int(lo[i] + nz[i][0]) for i in range(3)]
-    bmax = [int(lo[i] + nz[i][-1] + 1) for i in range(3)]
-    centroid = np.array([lo[i] + (np.arange(len(p)) * p).sum() / voxels for i, p in enumerate(proj)])
-    corners = np.array([[x, y, z, 1.0] for x in (bmin[0], bmax[0] - 1) for y in (bmin[1], bmax[1] - 1)
-                        for z in (bmin[2], bmax[2] - 1)]) @ np.asarray(affine, float).T
-    world_c = affine[:3, :3] @ centroid + affine[:3, 3]
-    for i, a in enumerate("xyz"):
-        row[f"bbox_min_{a}"], row[f"bbox_max_{a}"] = bmin[i], bmax[i]
-        row[f"bbox_min_mm_{a}"], row[f"bbox_max_mm_{a}"] = float(corners[:, i].min()), float(corners[:, i].max())
-        row[f"centroid_mm_{a}"] = float(world_c[i])
-    if image is not None:
-        hu = image[tuple(slice(lo[i], lo[i] + mask.shape[i]) for i in range(3))][mask]
-        row["hu_mean"], row["hu_std"] = float(hu.mean(dtype=np.float64)), float(hu.std(dtype=np.float64))
-    return row
-
-
-def region_stats(case_id: str, mask_source: str, structures: list[Structure], read: ReadLayer,
-                 affine: np.ndarray, image: np.ndarray | None, dag: Anatomy,
-                 measured: Mapping[str, dict] | None = None) -> list[dict]:
-    """One row per region with its own structures, and one per ancestor without, as the union.
-
-    `measured`: `mask_stats` of single structures by name, taken earlier; a region made of
-    one of them is not read back from the layers.
-    """
-    measured = measured or {}
-    own: dict[str, list[Structure]] = {}
-    for s in structures:
-        own.setdefault(s.region, []).append(s)
-    ancestors = set().union(*(dag.ancestors(r, include_self=False) for r in own)) - set(own)
-    groups = dict(own)
-    for a in sorted(ancestors):
-        below = dag.descendants(a)
-        groups[a] = [s for s in structures if s.region in below]
-    rows = []
-    for region, group in groups.items():
-        box = union_box(s.bbox for s in group)
-        row = {"case_id": case_id, "region_id": dag.get(region).region_id, "mask_source": mask_source}
-        if box is None:
-            row.update(voxels=0, volume_ml=0.0)
-        elif len(group) == 1 and group[0].name in measured:
-            row.update(measured[group[0].name])
-        else:
-            row.update(mask_stats(union_in_box(read, pieces(group, structures), box), box[0], affine, image))
-        rows.append(row)
-    return sorted(rows, key=lambda r: r["region_id"])
