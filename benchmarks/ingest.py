@@ -48,7 +48,8 @@ from ingest.job import JobContext  # noqa: E402
 from ingest.sources.radgenome import RadGenomeSource  # noqa: E402
 from ingest.sources.radgenome_decode import LazyMask, gunzip  # noqa: E402
 from ingest.sources.release_fixture import split_file, write_tar_gz  # noqa: E402
-from warehouse.store.arrays import CHUNK, ArrayStore, case_key  # noqa: E402
+from warehouse.core.ids import case_key  # noqa: E402
+from warehouse.store.arrays import CHUNK, ArrayStore  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 CASE = "train_1_a_1.nii.gz"

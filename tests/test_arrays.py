@@ -16,7 +16,8 @@ from warehouse.core import schema
 from warehouse.core.anatomy import anatomy
 from warehouse.core.boxes import bounding_box
 from warehouse.core.errors import ArrayNotFoundError, GridMismatchError, IngestError, UnknownRegionError, WarehouseError
-from warehouse.store.arrays import FORMAT, ArrayStore, case_key
+from warehouse.core.ids import case_key
+from warehouse.store.arrays import FORMAT, ArrayStore
 from warehouse.store.arrays import io as array_io
 from warehouse.store.arrays.layers import union_in_box
 from warehouse.store.arrays.ome import Structure

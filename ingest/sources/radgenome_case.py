@@ -20,12 +20,13 @@ import numpy as np
 from ingest.images import CTImage, check_affine, check_shape, read_nifti
 from ingest.job import CaseJob, CaseOutput, JobContext
 from ingest.sources.ct_rate import MetadataRow, case_columns, metadata_problems, read_volume
-from ingest.sources.radgenome_decode import LazyMask, MaskReadError, check_image_grid, read_header, stored_grid
+from ingest.sources.radgenome_decode import LazyMask, MaskReadError, check_image_grid, read_header
 from ingest.sources.radgenome_masks import MaskSet
 from ingest.sources.release_csv import printable
 from ingest.sources.volume_names import try_parse
 from warehouse.core.anatomy import Region, anatomy
 from warehouse.core.errors import UnknownRegionError, WarehouseError
+from warehouse.core.grid import Grid
 
 if TYPE_CHECKING:
     from warehouse.store.arrays import ArrayStore
@@ -138,7 +139,7 @@ class ReleaseCaseJob(CaseJob):
         masks, grid = self._checked(mask_set, image, bad)
         while masks:
             try:
-                return store.write_masks(self.case_id, masks, grid[1], mask_source=mask_set.mask_source,
+                return store.write_masks(self.case_id, masks, grid.affine, mask_source=mask_set.mask_source,
                                          resolve=resolve_mask_name), grid
             except MaskReadError as e:  # its voxels were unreadable: write the set again without it
                 bad(e.where, str(e))
@@ -151,10 +152,11 @@ class ReleaseCaseJob(CaseJob):
                 break
         return [], None
 
-    def _checked(self, mask_set: MaskSet, image: CTImage | None, bad) -> tuple[list[tuple[str, LazyMask]], tuple]:
+    def _checked(self, mask_set: MaskSet, image: CTImage | None, bad
+                 ) -> tuple[list[tuple[str, LazyMask]], Grid | None]:
         """The masks whose name, header and grid are good, still unread; every bad one is an error row."""
         masks: list[tuple[str, LazyMask]] = []
-        grid = (image.hu.shape, image.affine) if image is not None else None
+        grid = Grid(image.hu.shape, image.affine) if image is not None else None
         seen: dict[str, str] = {}
         for name, payload, where in mask_set.members:
             try:
@@ -184,14 +186,14 @@ class ReleaseCaseJob(CaseJob):
                     bad(where, e.message + (f" — {e.hint}" if e.hint else ""))
                     continue
             else:
-                stored = stored_grid(shape, affine)
+                stored = Grid(shape, affine).to_lps()  # where the image would lie once stored
                 if grid is None:
                     grid = stored
-                elif stored[0] != grid[0] or not np.allclose(stored[1], grid[1], atol=1e-3):
-                    bad(where, f"mask grid {stored[0]} does not match the case's other masks {grid[0]} "
+                elif not stored.same_as(grid):
+                    bad(where, f"mask grid {stored.shape} does not match the case's other masks {grid.shape} "
                                "(and there is no image to decide); the mask is skipped")
                     continue
-            masks.append((name, LazyMask(payload, where, grid[1])))
+            masks.append((name, LazyMask(payload, where, grid.affine)))
         return masks, grid
 
 

@@ -99,12 +99,6 @@ def lps_view(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return to_lps(data, affine)
 
 
-def stored_grid(shape: tuple[int, ...], affine: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
-    """The shape and affine a grid has once viewed as L, P, S (no voxels needed): `Grid.to_lps`."""
-    grid = Grid(shape, affine).to_lps()
-    return grid.shape, np.array(grid.affine)
-
-
 def check_image_grid(shape: tuple[int, ...], affine: np.ndarray, image: CTImage, *, file: str) -> None:
     """Raise `GridMismatchError` unless a mask's grid is its image's (as released, before reorienting),
     within the one tolerance of `Grid.same_as`."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ingest.sources.radgenome_masks import MaskInput, MaskSet, case_split, iter_case_groups
 from ingest.sources.release_csv import ErrorSink
-from warehouse.store.snapshot import safe_key
+from warehouse.core.ids import case_key
 
 DEFAULT_BUDGET = 1 << 30  # bytes of compressed masks held while waiting for other archives
 
@@ -84,12 +84,12 @@ def _spill(case: str, slot: _Waiting, spill_root: list[Path]) -> int:
     for i, mask_set in list(slot.sets.items()):
         if not mask_set.nbytes:
             continue
-        folder = spill_root[0] / safe_key(case) / str(i)
+        folder = spill_root[0] / case_key(case) / str(i)
         folder.mkdir(parents=True, exist_ok=True)
         members = []
         for name, payload, where in mask_set.members:
             if isinstance(payload, bytes):
-                path = folder / (safe_key(name) + (".nii.gz" if payload[:2] == b"\x1f\x8b" else ".nii"))
+                path = folder / (case_key(name) + (".nii.gz" if payload[:2] == b"\x1f\x8b" else ".nii"))
                 path.write_bytes(payload)
                 freed += len(payload)
                 payload = str(path)

@@ -33,7 +33,7 @@ REPORT_COLUMNS = CT_RATE_FILES["reports"].columns  # (CSV column, reports column
 
 def case_keys(case_ids: Sequence[str]) -> dict[str, str]:
     """File stem of each case: the array store's case key (injective, no separators, no leading dot)."""
-    from warehouse.store.arrays import case_key
+    from warehouse.core.ids import case_key
 
     return {c: case_key(c) for c in case_ids}
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 
 from warehouse.core import schema
 from warehouse.core.errors import NotAWarehouseError, SnapshotNotFoundError
+from warehouse.core.ids import case_key
 from warehouse.store import commit
 from warehouse.store.commit import CommitConflictError, StagedBuild, list_snapshots, list_staged
 from warehouse.store.duckdb_files import write_database
@@ -92,13 +92,10 @@ def read_snapshot(root: Path, snapshot_id: str) -> Snapshot:
 def file_digest(path: Path) -> dict:
     """Size and sha256 of an input file (large files: first 64 MiB plus size)."""
     size = path.stat().st_size
-    h = hashlib.sha256()
     with open(path, "rb") as f:
         if size <= _HASH_FULL_LIMIT:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-            return {"path": str(path), "size": size, "sha256": h.hexdigest()}
-        h.update(f.read(64 << 20))
+            return {"path": str(path), "size": size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+        h = hashlib.sha256(f.read(64 << 20))
         h.update(str(size).encode())
         return {"path": str(path), "size": size, "sha256_head64m": h.hexdigest()}
 
@@ -110,12 +107,6 @@ def describe_inputs(paths: Iterable[Path | str]) -> list[dict]:
         files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
         out.extend(file_digest(f) for f in files if f.exists())
     return out
-
-
-def safe_key(case_id: str) -> str:
-    """A file-system-safe, collision-free key for a case id."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", case_id)[:80].strip(".") or "case"
-    return f"{stem}-{hashlib.sha1(case_id.encode()).hexdigest()[:8]}"
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -174,14 +165,14 @@ class SnapshotWriter:
 
     # per-case parts
     def is_done(self, case_id: str) -> bool:
-        return (self.staging / "done" / safe_key(case_id)).exists()
+        return (self.staging / "done" / case_key(case_id)).exists()
 
     def done_cases(self) -> set[str]:
         return {json.loads(p.read_text())["case_id"] for p in (self.staging / "done").iterdir()}
 
     def save_part(self, part_id: str, tables: Mapping[str, pa.Table | list]) -> None:
         """Save one case's (or one bulk chunk's) rows; the done marker is written last."""
-        key = safe_key(part_id)
+        key = case_key(part_id)
         for name, rows in tables.items():
             t = schema.to_table(name, rows)
             if t.num_rows == 0:

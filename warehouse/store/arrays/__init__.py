@@ -8,6 +8,6 @@
 - `io`: opening and writing one array (zarr-python or TensorStore)
 """
 
-from warehouse.store.arrays.store import CHUNK, FORMAT, ArrayStore, case_key
+from warehouse.store.arrays.store import CHUNK, FORMAT, ArrayStore
 
-__all__ = ["CHUNK", "FORMAT", "ArrayStore", "case_key"]
+__all__ = ["CHUNK", "FORMAT", "ArrayStore"]

@@ -34,6 +34,7 @@ from warehouse.core.anatomy import Region, anatomy
 from warehouse.core.boxes import Box, slices, union_box
 from warehouse.core.errors import ArrayNotFoundError, GridMismatchError, IngestError, WarehouseError
 from warehouse.core.grid import AIR_HU, Grid, margin_box, same_affine, shift_affine
+from warehouse.core.ids import case_key
 from warehouse.store.arrays import ome
 from warehouse.store.arrays.io import ArrayReader, open_array, write_array
 from warehouse.store.arrays.layers import label_map_layer, pack_masks, union_in_box
@@ -46,23 +47,8 @@ FORMAT = 2  # 2: a structure may be stored as its parts (`parts`, the labels gro
 # Label layers: plain zstd 9. Bit-shuffled zstd (blosc clevel 5) stored 20 % fewer bytes for the
 # same write CPU on a RadGenome-like case but decoded 1.5x slower; region reads come first.
 LABEL_CODEC = ZstdCodec(level=9)
-_PLAIN_VOLUME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_]*)\.nii\.gz$")
 
 RegionRef = str | int | Region
-
-
-def case_key(case_id: str) -> str:
-    """The group name of a case: ``train_1_a_1.nii.gz`` -> ``train_1_a_1``; injective for any id.
-
-    Volume names of letters, digits and '_' drop their ``.nii.gz``; any other id becomes a
-    sanitised stem plus '-' and a hash of the id (plain keys never contain '-').
-    """
-    m = _PLAIN_VOLUME.match(case_id)
-    if m:
-        return m.group(1)
-    stem = re.sub(r"\.nii(\.gz)?$", "", case_id)
-    stem = re.sub(r"[^A-Za-z0-9_.]", "_", stem)[:80].strip("._") or "case"  # zarr reserves names starting "__"
-    return f"{stem}-{hashlib.sha1(case_id.encode()).hexdigest()[:8]}"
 
 
 def chunking(shape: tuple[int, ...]) -> dict:
