@@ -2,8 +2,8 @@
 
 A `CaseJob` is a picklable description of one case's inputs. Its `run` reads them,
 writes the case's arrays into the staging array store it is given, and returns the
-case's rows per table. It never writes rows itself: the runner saves them, so the same
-job runs in process, in a process pool, or on Ray.
+case's rows per table. It never writes rows itself: the build saves them, so the same
+job runs on any runner (`ingest.runner.RUNNERS`: in process, in a process pool, or on Ray).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pyarrow as pa
 
 from warehouse.core.errors import WarehouseError
 
@@ -46,6 +44,7 @@ class CaseOutput:
     errors: list[dict] = field(default_factory=list)
 
     def add(self, table: str, rows: Iterable[Mapping] | Mapping) -> None:
+        """Add one row (a mapping) or several to `table`."""
         bucket = self.rows.setdefault(table, [])
         if isinstance(rows, Mapping):
             bucket.append(dict(rows))
@@ -54,10 +53,12 @@ class CaseOutput:
 
     def error(self, source: str, message: str, *, case_id: str | None = None, stage: str | None = None,
               file: str | None = None, location: str | None = None) -> None:
+        """Add an `ingest_errors` row, its texts made `printable`."""
         self.errors.append({"source": source, "case_id": printable(case_id), "stage": stage, "file": printable(file),
                             "location": printable(location), "error": printable(message)})
 
-    def tables(self) -> dict[str, list[dict]]:
+    def tables(self) -> Rows:
+        """The rows by table, the errors as `ingest_errors` rows."""
         out = dict(self.rows)
         if self.errors:
             out["ingest_errors"] = out.get("ingest_errors", []) + self.errors
@@ -76,7 +77,11 @@ class CaseJob(abc.ABC):
 
 
 class Source(abc.ABC):
-    """A source of cases: RadGenome release, CT-RATE, a folder of CTs, the demo."""
+    """A source of cases: RadGenome release, CT-RATE, a folder of CTs, the demo.
+
+    A build calls `bulk` then `jobs`, but each must work alone and in either order: what both need
+    is read once, cached, by whichever comes first, never left as state one sets for the other.
+    """
 
     name: str
 
@@ -102,7 +107,7 @@ class Source(abc.ABC):
         return f"{self.name}-{h.hexdigest()[:12]}"
 
 
-def run_job(job: CaseJob, ctx: JobContext) -> tuple[str, dict[str, list[dict]]]:
+def run_job(job: CaseJob, ctx: JobContext) -> tuple[str, Rows]:
     """Run one job; any failure becomes an `ingest_errors` row instead of an exception."""
     try:
         return job.case_id, job.run(ctx).tables()
@@ -115,8 +120,3 @@ def run_job(job: CaseJob, ctx: JobContext) -> tuple[str, dict[str, list[dict]]]:
     return job.case_id, {"ingest_errors": [{"source": ctx.source, "case_id": job.case_id, "stage": stage,
                                             "file": file, "location": None, "error": msg}]}
 
-
-def rows_to_tables(rows: Rows) -> dict[str, pa.Table]:
-    from warehouse.core import schema
-
-    return {name: schema.to_table(name, r) for name, r in rows.items()}

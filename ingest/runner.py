@@ -1,6 +1,9 @@
-"""Runs a source's per-case jobs in process, in a process pool, or on Ray, and publishes a snapshot.
+"""Runs a source's per-case jobs and publishes a snapshot.
 
-The runner finishes what is pending, then returns a `BuildSummary`. Finished cases are
+A runner (`RUNNERS`: ``local`` in process, ``pool`` a process pool, ``ray`` Ray tasks) is a
+function from jobs to their rows; a new way of running jobs is one more entry there.
+
+A build finishes what is pending, then returns a `BuildSummary`. Finished cases are
 saved as they complete, so a killed build, re-run, skips them and publishes the same
 snapshot an uninterrupted run would have. Publishing follows the root's commit contract
 (`warehouse.store.commit`): builds into one root at once each publish on top of the others, a
@@ -15,22 +18,23 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ingest.build_outcome import BuildFailedError, BuildInterrupted, discard, failed, staged_rows
-from ingest.job import CaseJob, JobContext, Source, run_job
+from ingest.job import CaseJob, JobContext, Rows, Source, run_job
+from warehouse.core.errors import WarehouseError
 from warehouse.core.reference import reference_tables
 from warehouse.store.commit import CommitConflictError
 from warehouse.store.snapshot import SnapshotWriter, describe_inputs
 
-RUNNERS = ("local", "pool", "ray")
-__all__ = ["RUNNERS", "BuildFailedError", "BuildInterrupted", "BuildSummary", "CommitConflictError", "build",
-           "iter_chunks"]
+__all__ = ["RUNNERS", "BuildFailedError", "BuildInterrupted", "BuildSummary", "CommitConflictError", "Runner",
+           "build", "default_workers", "get_runner"]
 
 
 def default_workers() -> int:
@@ -87,46 +91,75 @@ def _progress(enabled: bool) -> Progress:
                     TimeElapsedColumn(), disable=not enabled, transient=False)
 
 
-def _execute(jobs: Iterable[CaseJob], ctx: JobContext, runner: str, workers: int,
-             ray_address: str | None) -> Iterator[tuple[str, dict]]:
-    if runner == "local" or (runner == "pool" and (workers <= 1 or (isinstance(jobs, Sized) and len(jobs) <= 1))):
-        for job in jobs:
-            yield run_job(job, ctx)
-    elif runner == "pool":
-        # forkserver: workers never inherit the parent's threads (DuckDB, zarr) half-locked.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver")) as pool:
-            pending = set()
-            try:
-                for job in jobs:  # keep at most 2 x workers in flight: memory stays bounded
-                    pending.add(pool.submit(run_job, job, ctx))
-                    if len(pending) >= 2 * workers:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        yield from (f.result() for f in done)
-                for f in pending:
-                    yield f.result()
-            except BaseException:  # Ctrl-C or a failed save: drop the queued jobs, let running ones end
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-    elif runner == "ray":
-        import ray
+class Runner(Protocol):
+    """Runs jobs and yields each one's ``(case id, rows by table)`` as it completes, in any order."""
 
-        for attempt in range(3):  # a loaded machine can make Ray's own start-up time out
-            if ray.is_initialized():
-                break
-            try:
-                ray.init(address=ray_address, num_cpus=None if ray_address else workers,
-                         include_dashboard=False, log_to_driver=False)
-            except Exception:
-                if attempt == 2:
-                    raise
-                time.sleep(2)
-        remote = ray.remote(run_job)
-        refs = [remote.remote(job, ctx) for job in jobs]
-        while refs:
-            done, refs = ray.wait(refs, num_returns=1)
-            yield ray.get(done[0])
-    else:
-        raise ValueError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
+    def __call__(self, jobs: Iterable[CaseJob], ctx: JobContext, *, workers: int, address: str | None
+                 ) -> Iterator[tuple[str, Rows]]: ...
+
+
+def run_local(jobs: Iterable[CaseJob], ctx: JobContext, *, workers: int, address: str | None
+              ) -> Iterator[tuple[str, Rows]]:
+    """One job after another, in this process."""
+    for job in jobs:
+        yield run_job(job, ctx)
+
+
+def run_pool(jobs: Iterable[CaseJob], ctx: JobContext, *, workers: int, address: str | None
+             ) -> Iterator[tuple[str, Rows]]:
+    """A process pool of `workers`; in this process when there is one worker or one job."""
+    if workers <= 1 or (isinstance(jobs, Sized) and len(jobs) <= 1):
+        yield from run_local(jobs, ctx, workers=workers, address=address)
+        return
+    # forkserver: workers never inherit the parent's threads (DuckDB, zarr) half-locked.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver")) as pool:
+        pending = set()
+        try:
+            for job in jobs:  # keep at most 2 x workers in flight: memory stays bounded
+                pending.add(pool.submit(run_job, job, ctx))
+                if len(pending) >= 2 * workers:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    yield from (f.result() for f in done)
+            for f in pending:
+                yield f.result()
+        except BaseException:  # Ctrl-C or a failed save: drop the queued jobs, let running ones end
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def run_ray(jobs: Iterable[CaseJob], ctx: JobContext, *, workers: int, address: str | None
+            ) -> Iterator[tuple[str, Rows]]:
+    """Ray tasks on the cluster at `address`, or on a local Ray instance of `workers` CPUs (one already
+    started in this process is used as it is)."""
+    import ray
+
+    for attempt in range(3):  # a loaded machine can make Ray's own start-up time out
+        if ray.is_initialized():
+            break
+        try:
+            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                     log_to_driver=False)
+        except Exception:
+            if attempt == 2:
+                raise
+            time.sleep(2)
+    remote = ray.remote(run_job)
+    refs = [remote.remote(job, ctx) for job in jobs]
+    while refs:
+        done, refs = ray.wait(refs, num_returns=1)
+        yield ray.get(done[0])
+
+
+# The runners by name: `build(runner=...)` and the CLI's --runner take these names.
+RUNNERS: dict[str, Runner] = {"local": run_local, "pool": run_pool, "ray": run_ray}
+
+
+def get_runner(name: str) -> Runner:
+    """The runner registered as `name`; a `WarehouseError` naming the choices for any other name."""
+    try:
+        return RUNNERS[name]
+    except KeyError:
+        raise WarehouseError(f"unknown runner {name!r}: choose one of {', '.join(RUNNERS)}", stage="ingest") from None
 
 
 def build(source: Source, root: Path | str, *, runner: str = "pool", workers: int | None = None,
@@ -134,6 +167,7 @@ def build(source: Source, root: Path | str, *, runner: str = "pool", workers: in
           ) -> BuildSummary:
     """Build (or resume) a snapshot of `source` under warehouse `root` and publish it.
 
+    `runner` names one of `RUNNERS` (an unknown name is refused before anything is written).
     Raises `BuildFailedError` and publishes nothing when the inputs yield no cases or every
     case failed (the staging is discarded, so a re-run starts afresh), `BuildInterrupted`
     on Ctrl-C (the finished cases stay staged: a re-run resumes), and `CommitConflictError`
@@ -141,11 +175,12 @@ def build(source: Source, root: Path | str, *, runner: str = "pool", workers: in
     builds the same inputs into `root`.
     """
     t0 = time.perf_counter()
+    run = get_runner(runner)
     workers = workers or default_workers()
     root_existed = Path(root).expanduser().exists()
     writer = SnapshotWriter(root, source.build_key(), on_wait=_say if progress else None)
     try:
-        tally, case_ids = _stage(source, writer, root_existed, runner, workers, progress, ray_address)
+        tally, case_ids = _stage(source, writer, root_existed, run, workers, progress, ray_address)
         snap = writer.publish(replaced_cases=case_ids, source=source.name, tables=reference_tables(),
                               inputs=describe_inputs(source.inputs()), extra=extra_manifest)
     finally:
@@ -160,7 +195,7 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _stage(source: Source, writer: SnapshotWriter, root_existed: bool, runner: str, workers: int,
+def _stage(source: Source, writer: SnapshotWriter, root_existed: bool, runner: Runner, workers: int,
            progress: bool, ray_address: str | None) -> tuple[_Tally, set[str]]:
     """Save every case's rows in the writer's staging; returns the tally and the case ids met."""
     ctx = JobContext(arrays_path=writer.arrays_path, source=source.name)
@@ -207,7 +242,8 @@ def _expected_total(source: Source, jobs: Iterable[CaseJob], tally: _Tally) -> i
 
 
 def _run_jobs(jobs: Iterable[CaseJob], writer: SnapshotWriter, ctx: JobContext, tally: _Tally,
-              case_ids: set[str], advance, runner: str, workers: int, ray_address: str | None) -> None:
+              case_ids: set[str], advance: Callable[[], object], runner: Runner, workers: int,
+              ray_address: str | None) -> None:
     """Run the jobs not saved yet and save each result as it completes."""
     def todo() -> Iterator[CaseJob]:
         for job in jobs:
@@ -220,7 +256,7 @@ def _run_jobs(jobs: Iterable[CaseJob], writer: SnapshotWriter, ctx: JobContext, 
                 yield job
 
     pending = list(todo()) if isinstance(jobs, Sized) else todo()
-    for case_id, tables in _execute(pending, ctx, runner, workers, ray_address):
+    for case_id, tables in runner(pending, ctx, workers=workers, address=ray_address):
         if set(tables) == {"ingest_errors"}:
             tally.failed += 1
         elif any(len(rows) for name, rows in tables.items() if name != "ingest_errors"):
@@ -236,15 +272,3 @@ def _error_stages(snap) -> dict[str, int]:
     t = pq.read_table(snap.table_path("ingest_errors"), columns=["stage", "source"])
     return dict(Counter(s or "unknown" for s, src in zip(t["stage"].to_pylist(), t["source"].to_pylist(), strict=True)
                         if src == snap.manifest["source"]))
-
-
-def iter_chunks(items: Iterable, size: int) -> Iterator[list]:
-    """Split an iterable into lists of `size`."""
-    chunk: list = []
-    for x in items:
-        chunk.append(x)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -1,12 +1,17 @@
-"""`python -m queries snapshots` rewrites the Spark/Trino snapshots; `python -m queries list [--markdown]`
-lists the named queries (the README's table comes from `--markdown`)."""
+"""The query library's maintenance commands: `python -m queries snapshots` rewrites the Spark/Trino
+snapshots; `python -m queries list [--markdown]` lists the named queries (the README's table comes
+from `--markdown`)."""
 
 from __future__ import annotations
 
-import sys
+from typing import Annotated
+
+import typer
 
 from queries.library import list_queries
 from queries.portable import write_snapshots
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
 def markdown() -> str:
@@ -18,23 +23,30 @@ def markdown() -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] == ["snapshots"]:
-        changed = write_snapshots()
-        for p in changed:
-            print(f"wrote {p}")
-        print(f"{len(changed)} snapshot file(s) changed")
-        return 0
-    if argv[:1] == ["list"]:
-        if "--markdown" in argv:
-            print(markdown())
-            return 0
-        for q in list_queries():
-            print(f"{q.name}({', '.join(p.signature() for p in q.params)})\n    {q.description}")
-        return 0
-    print("usage: python -m queries snapshots | list [--markdown]", file=sys.stderr)
-    return 2
+@app.command()
+def snapshots() -> None:
+    """Rewrite the Spark and Trino translations of every query (the snapshots the tests compare)."""
+    changed = write_snapshots()
+    for p in changed:
+        typer.echo(f"wrote {p}")
+    typer.echo(f"{len(changed)} snapshot file(s) changed")
+
+
+@app.command("list")
+def list_(as_markdown: Annotated[bool, typer.Option(
+        "--markdown", help="A Markdown table, as in the README.")] = False) -> None:
+    """The named queries, each with its parameters and what it answers."""
+    if as_markdown:
+        typer.echo(markdown())
+        return
+    for q in list_queries():
+        typer.echo(f"{q.name}({', '.join(p.signature() for p in q.params)})\n    {q.description}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a command (from `argv`, else the command line) and exit with its code: 2 for a usage mistake."""
+    app(args=argv, prog_name="python -m queries")
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main()

@@ -193,6 +193,28 @@ def test_the_option_the_note_names_imports_the_masks(capsys, tmp_path, images_wi
     assert {(r["case_id"], r["voxels"] > 0) for r in stats} == {("valid_1_a_1.nii.gz", True)} and len(stats) == 2
 
 
+def test_a_folder_source_works_in_any_call_order(images_with_masks):
+    alone = FolderSource(images_with_masks, None, ["none"])
+    assert alone.mask_note.startswith("skipped 2 folder(s) of masks")  # known before a build, not after it
+    jobs = list(alone.jobs())  # no bulk() first
+    after = FolderSource(images_with_masks, None, ["none"])
+    parts = list(after.bulk())
+    assert [j.case_id for j in jobs] == ["valid_1_a_1.nii.gz"] and list(after.jobs()) == jobs
+    assert list(alone.bulk()) == parts == [("folder-errors", {"ingest_errors": parts[0][1]["ingest_errors"]})]
+    assert [e["error"] for e in parts[0][1]["ingest_errors"]] == [alone.mask_note]
+
+
+def test_a_reports_csv_is_checked_from_python_too(tmp_path):
+    from ingest.sources.folder import check_reports
+
+    reports = tmp_path / "labels.csv"
+    reports.write_text("AccessionNo,report_text\nA1,No effusion.\n")
+    with pytest.raises(BuildFailedError, match=f"^reports {reports}: no VolumeName column; its columns: Acc"):
+        check_reports(reports)
+    reports.write_text("VolumeName,Findings_EN\nvalid_1_a_1.nii.gz,No effusion.\n")
+    check_reports(reports)
+
+
 def test_a_folder_of_masks_alone_is_no_cases(capsys, tmp_path, images_with_masks):
     code, _, err = run(capsys, *folder_ingest(images_with_masks / "seg_valid_1_a_1", tmp_path / "wh"))
     lines = err.splitlines()

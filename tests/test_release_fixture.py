@@ -43,6 +43,28 @@ def release(tmp_path_factory):
     return root, fx, open_snapshot(root / "wh"), result.output
 
 
+def test_jobs_need_no_bulk_first(release):
+    _, fx, _, _ = release
+    alone = RadGenomeSource(fx.radgenome, fx.ct_rate)
+    assert alone.expected_cases() is None  # a progress total reads nothing
+    jobs = list(alone.jobs())  # bulk() never ran: the jobs read the CSVs' case ids themselves
+    assert sorted(j.case_id for j in jobs) == sorted(c.case_id for c in fx.cases)
+    after = RadGenomeSource(fx.radgenome, fx.ct_rate)
+    parts = list(after.bulk())
+    assert after.expected_cases() == len(fx.cases)
+    assert list(after.jobs()) == jobs
+    assert list(alone.bulk()) == parts  # and bulk() after the jobs gives the rows it gives first
+
+
+def test_cases_with_neither_image_nor_masks_are_bulk_rows_in_either_order(release):
+    _, fx, _, _ = release
+    csvs = fx.radgenome / "dataset" / "radgenome_files"  # the CSVs alone: every case is a `cases` row
+    assert list(RadGenomeSource(csvs, text_stages=False).jobs()) == []
+    source = RadGenomeSource(csvs, text_stages=False)
+    cases = [r["case_id"] for _, rows in source.bulk() for r in rows.get("cases", ())]
+    assert sorted(cases) == sorted(c.case_id for c in fx.cases) and list(source.jobs()) == []
+
+
 def test_every_case_is_ingested_with_its_image(release):
     root, fx, snap, output = release
     assert "10 cases, 10 built" in output

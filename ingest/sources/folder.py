@@ -27,16 +27,19 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from ingest.build_outcome import BuildFailedError
 from ingest.images import NIFTI_SUFFIXES, CTImage, case_stem, is_nifti, read_ct
 from ingest.job import CaseJob, CaseOutput, JobContext, Rows, Source
 from ingest.sources.ct_rate import age_problem, parse_age
-from ingest.sources.release_csv import ErrorSink, printable, report_rows
+from ingest.sources.release_csv import ErrorSink, encoding_problem, printable, report_rows
 from ingest.sources.volume_names import case_name_problem, try_parse
 from warehouse.core.errors import WarehouseError
+from warehouse.core.release_format import CT_RATE_FILES
 
 SOURCE = "folder"
 
@@ -129,6 +132,38 @@ def mask_folders_message(root: Path, skipped: list[Path]) -> str:
         + (", ..." if len(skipped) > 3 else "")
     return (f"skipped {len(skipped)} folder(s) of masks, not CT images ({shown}); to import masks, add "
             f"--segmenter import:DIR, DIR holding a <case>/ or seg_<case>/ folder per image (e.g. import:{example})")
+
+
+def check_reports(path: Path | str, name: str = "reports") -> None:
+    """Refuse, before a build, a reports CSV that cannot give any report: it needs CT-RATE's
+    `VolumeName` and at least one other report column. Raises `BuildFailedError` (exit 1), its
+    message naming the file as `name` (the CLI's ``--reports``), its columns and any near miss."""
+    import csv
+
+    path = Path(path)
+    expected = CT_RATE_FILES["reports"].header
+    try:
+        with open(path, "rb") as f:
+            problem = encoding_problem(f.read(4096))
+    except OSError as e:
+        raise BuildFailedError(f"{name} {path}: cannot read it: {e}") from None
+    if problem:
+        raise BuildFailedError(f"{name} {path}: {problem}", hint="nothing was imported")
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            header = [h.strip() for h in next(csv.reader(f), [])]
+    except (OSError, csv.Error) as e:
+        raise BuildFailedError(f"{name} {path}: cannot read its header: {e}") from None
+    if expected[0] in header and set(expected[1:]) & set(header):
+        return
+    lower = {h.lower(): h for h in header}
+    near = [f"{lower[c.lower()]} (should be {c}: names are case-sensitive)" for c in expected
+            if c not in header and c.lower() in lower]
+    lacking = "no VolumeName column" if expected[0] not in header else f"none of {', '.join(expected[1:])}"
+    raise BuildFailedError(
+        f"{name} {path}: {lacking}; its columns: {', '.join(header) or '(none)'}"
+        + (f"; near misses: {', '.join(near)}" if near else ""),
+        hint=f"give a CSV in CT-RATE's report columns: {', '.join(expected)} (nothing was imported)")
 
 
 def read_reports(path: Path, errors: ErrorSink) -> dict[str, tuple[str, dict]]:
@@ -241,8 +276,23 @@ def _plain(v: object) -> object:
     return v.tolist() if isinstance(v, np.ndarray) else str(v)
 
 
+@dataclass(frozen=True)
+class FolderScan:
+    """What a folder source finds: images by case id, reports by VolumeName stem, the folders of
+    masks skipped among the images and, unless an ``import:DIR`` segmenter reads them, what to do."""
+
+    images: dict[str, Path]
+    reports: dict[str, tuple[str, dict]]
+    mask_folders: list[Path]
+    mask_note: str | None
+
+
 class FolderSource(Source):
-    """A folder of CTs (NIfTI files, DICOM series folders) with an optional CT-RATE-style reports CSV."""
+    """A folder of CTs (NIfTI files, DICOM series folders) with an optional CT-RATE-style reports CSV.
+
+    The folders are read once (`scan`), by whichever of `bulk` and `jobs` comes first: `bulk` gives
+    the errors met reading them, `jobs` one job per image, and either works without the other.
+    """
 
     name = SOURCE
 
@@ -252,9 +302,6 @@ class FolderSource(Source):
         self.reports = Path(reports).expanduser().resolve() if reports else None
         self.segmenters = tuple(segmenters)
         self._errors = ErrorSink(self.name)
-        self._found: tuple[dict[str, Path], dict[str, tuple[str, dict]]] | None = None
-        self.mask_folders: list[Path] = []  # folders of masks met under `images` and skipped
-        self.mask_note: str | None = None  # what to do about them, unless an import:DIR segmenter reads them
 
     def inputs(self) -> list[Path]:
         return [self.images] + ([self.reports] if self.reports else [])
@@ -265,36 +312,44 @@ class FolderSource(Source):
         h.update("\x1f".join(self.segmenters).encode())
         return f"{self.name}-{h.hexdigest()[:12]}"
 
-    def _scan(self) -> tuple[dict[str, Path], dict[str, tuple[str, dict]]]:
-        if self._found is None:
-            from ingest.segment import make_segmenter
+    @cached_property
+    def scan(self) -> FolderScan:
+        """The images and reports found; the problems met go to the errors `bulk` gives out."""
+        from ingest.segment import make_segmenter
 
-            for spec in self.segmenters:  # a bad spec or a missing model stops the build before it starts
-                make_segmenter(spec)
-            images = find_images(self.images, self._errors, self.mask_folders)
-            imported = {Path(s[len("import:"):]).expanduser().resolve() for s in self.segmenters
-                        if s.startswith("import:")}
-            if any(p.parent not in imported for p in self.mask_folders):
-                self.mask_note = mask_folders_message(self.images, self.mask_folders)
-                self._errors.add(self.mask_note, file=self.images, stage="read")
-            reports = read_reports(self.reports, self._errors) if self.reports else {}
-            stems = {case_stem(c) for c in images}
-            for stem in sorted(set(reports) - stems):
-                name = reports[stem][0]
-                self._errors.add(f"report for {name!r} has no image in {self.images}; it is skipped",
-                                 file=self.reports, case_id=name, stage="report")
-            self._found = (images, reports)
-        return self._found
+        for spec in self.segmenters:  # a bad spec or a missing model stops the build before it starts
+            make_segmenter(spec)
+        mask_folders: list[Path] = []
+        images = find_images(self.images, self._errors, mask_folders)
+        imported = {Path(s[len("import:"):]).expanduser().resolve() for s in self.segmenters
+                    if s.startswith("import:")}
+        note = None
+        if any(p.parent not in imported for p in mask_folders):
+            note = mask_folders_message(self.images, mask_folders)
+            self._errors.add(note, file=self.images, stage="read")
+        reports = read_reports(self.reports, self._errors) if self.reports else {}
+        stems = {case_stem(c) for c in images}
+        for stem in sorted(set(reports) - stems):
+            name = reports[stem][0]
+            self._errors.add(f"report for {name!r} has no image in {self.images}; it is skipped",
+                             file=self.reports, case_id=name, stage="report")
+        return FolderScan(images, reports, mask_folders, note)
+
+    @property
+    def mask_note(self) -> str | None:
+        """What to do about folders of masks met among the images (None: there were none, or an
+        ``import:DIR`` segmenter reads them)."""
+        return self.scan.mask_note
 
     def bulk(self) -> Iterable[tuple[str, Rows]]:
-        self._scan()
+        self.scan  # noqa: B018 -- reading the folders is what finds the errors given here
         errors = self._errors.take()
         if errors:
             yield "folder-errors", {"ingest_errors": errors}
 
     def jobs(self) -> Iterator[CaseJob]:
-        images, reports = self._scan()
-        for case_id, path in images.items():
-            report = reports.get(case_stem(case_id))
+        scan = self.scan
+        for case_id, path in scan.images.items():
+            report = scan.reports.get(case_stem(case_id))
             yield FolderCaseJob(case_id=case_id, image=str(path), segmenters=self.segmenters,
                                 report=report[1] if report else None)

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from ingest.build_outcome import BuildFailedError
 from ingest.job import CaseJob, CaseOutput, JobContext, Rows, Source
 from ingest.sources import ct_rate
 from ingest.sources.radgenome_case import ReleaseCaseJob, case_row
@@ -55,6 +56,13 @@ _KIND_NAMES = {"region_report": "region reports", "vqa_abnormality": "VQA abnorm
                "vqa_location": "VQA location", "vqa_presence": "VQA presence", "vqa_size": "VQA size",
                "case_disorders": "case disorders"}
 _SPLIT_NAMES = ("train", "validation")
+# What `RadGenomeSource.inventory` says it looked for, in a folder that held none of it.
+LOOKED_FOR = {
+    "release": "<split>_{region_report,vqa_abnormality,vqa_location,vqa_presence,vqa_size,case_disorders}.csv, "
+               "<region>.csv validation region files, {train,valid}_{region,anatomy}_mask archives or folders, "
+               "{train,valid}_preprocessed/ images",
+    "ct_rate": "*_reports.csv, *_metadata.csv, *_predicted_labels.csv, volumes named like train_1_a_1.nii.gz",
+}
 
 
 def scan_release(root: Path) -> tuple[list[tuple[Path, str]], list[Path], list[MaskInput], list[Path]]:
@@ -124,8 +132,23 @@ def _group(pairs: Iterable[tuple[str | None, Path]]) -> dict[str, list[Path]]:
     return out
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """The cases the released CSVs name: what `RadGenomeSource.jobs` needs from the files `bulk` reads."""
+
+    radgenome: frozenset[str] = frozenset()  # in RadGenome's CSVs
+    ct_rate: frozenset[str] = frozenset()  # in CT-RATE's reports or labels
+    splits: dict[str, str] = field(default_factory=dict)  # case -> split of the first RadGenome file naming it
+
+
 class RadGenomeSource(Source):
-    """A RadGenome-ChestCT release folder, with an optional CT-RATE release folder."""
+    """A RadGenome-ChestCT release folder, with an optional CT-RATE release folder.
+
+    `bulk` and `jobs` each work alone and in either order. What the jobs need from the CSVs (the
+    case ids, their splits) is the `catalog`: `bulk` records it as it reads the CSVs for their rows,
+    and `jobs` without `bulk` before it reads the CSVs for it alone (no text stages; their errors are
+    `bulk`'s to give), so a build reads them once and the jobs are the same either way.
+    """
 
     name = "radgenome"
 
@@ -138,10 +161,7 @@ class RadGenomeSource(Source):
         self.budget = budget
         self.text_stages, self.workers = text_stages, workers
         self._errors = ErrorSink(self.name)
-        self._radgenome_cases: set[str] | None = None
-        self._ct_rate_cases: set[str] = set()
-        self._light: set[str] = set()  # cases whose `cases` row came with the bulk rows
-        self._splits: dict[str, str] = {}
+        self._catalog: Catalog | None = None
 
     def inputs(self) -> list[Path]:
         """The released CSVs and archives (hashed into the manifest); volume and extracted-mask folders,
@@ -180,60 +200,99 @@ class RadGenomeSource(Source):
                 out.ct_rate_volumes = ct_rate.find_volumes(self.ct_rate_dir, self._errors)
         return out
 
+    def inventory(self, *, release_name: str = "release", ct_rate_name: str = "ct_rate_dir"
+                  ) -> tuple[list[tuple[str, list[Path]]], list[str]]:
+        """`describe_layout` of the folders given: (label, files) per kind found, and the parts found
+        none of. A folder holding none of its release's files raises `BuildFailedError`, naming it
+        as `release_name` or `ct_rate_name` (the CLI passes its options' names)."""
+        found, missing = describe_layout(self.layout, self.release is not None, self.ct_rate_dir is not None)
+        given = ((release_name, self.release, "release"), (ct_rate_name, self.ct_rate_dir, "ct_rate"))
+        for name, folder, kind in given:
+            ours = [label for label, _ in found if label.startswith("CT-RATE") == (kind == "ct_rate")]
+            if folder is not None and not ours:
+                raise BuildFailedError(f"{name} {folder}: none of the released files are in it (looked for "
+                                       f"{LOOKED_FOR[kind]})", hint=f"point {name} at the downloaded release folder")
+        return found, missing
+
     def expected_cases(self) -> int | None:
-        """Cases known from the files read so far (after `bulk`), for a progress total; None before."""
-        return len(self._known_cases()) if self._radgenome_cases is not None else None
+        """Cases known once the CSVs were read (by `bulk` or `jobs`), for a progress total; None before
+        (a progress bar is not worth reading them for)."""
+        return len(self._known_cases()) if self._catalog is not None else None
 
     @cached_property
     def metadata(self) -> dict[str, ct_rate.MetadataRow]:
+        """CT-RATE's metadata rows by case (read once, for the `cases` rows)."""
         rows: dict[str, ct_rate.MetadataRow] = {}
         for path in self.layout.ct_rate_files.get("metadata", []):
             ct_rate.read_metadata(path, self._errors, rows)
         return rows
 
+    @property
+    def catalog(self) -> Catalog:
+        """The case ids and splits of the CSVs: recorded by `bulk`, else read here for them alone."""
+        if self._catalog is None:
+            reading = self._read_csvs(ErrorSink(self.name))  # its errors are bulk()'s to give out
+            while True:
+                try:
+                    next(reading)
+                except StopIteration as done:
+                    self._catalog = done.value
+                    break
+        return self._catalog
+
     # -- rows read once ----------------------------------------------------------------------------
     def bulk(self) -> Iterable[tuple[str, Rows]]:
-        state = CsvState(errors=self._errors, templates=load_templates(self.release))
-        files = [(p, RADGENOME_FILES[k], read_release_csv) for p, k in self.layout.csvs]
-        files += [(p, REGION_FILE, read_region_file) for p in self.layout.region_files]
+        """The CSVs' rows, the `cases` rows of cases with no job, then the errors met; records the
+        `catalog` on the way."""
         # sentences are held back until every file is read, then given out read (findings, labels)
         text = ReleaseText(enabled=self.text_stages, workers=self.workers)
-        for path, spec, reader in files:
-            for i, chunk in enumerate(reader(path, spec, state)):
-                yield f"{path}:{i}", text.take(chunk)
-        seen_reports: set[str] = set()
-        seen_labels: set[str] = set()
-        for path in self.layout.ct_rate_files.get("reports", []):
-            yield f"{path}:0", text.take(next(ct_rate.read_reports(path, self._errors, seen_reports)))
-        for path in self.layout.ct_rate_files.get("labels", []):
-            yield f"{path}:0", text.take(next(ct_rate.read_labels(path, self._errors, seen_labels)))
-        self._radgenome_cases, self._ct_rate_cases = set(state.case_ids), seen_reports | seen_labels
-        self._splits = state.splits
+        self._catalog = yield from self._read_csvs(self._errors, text.take)
         yield from text.parts()
         yield from self._light_cases()
         yield "errors:bulk", {"ingest_errors": self._errors.take()}
 
+    def _read_csvs(self, errors: ErrorSink, take: Callable[[Rows], Rows] = lambda rows: rows
+                   ) -> Generator[tuple[str, Rows], None, Catalog]:
+        """The rows of every released CSV and of CT-RATE's reports and labels, in chunks passed through
+        `take`, bad rows to `errors`; returns the `Catalog` they make."""
+        state = CsvState(errors=errors, templates=load_templates(self.release))
+        files = [(p, RADGENOME_FILES[k], read_release_csv) for p, k in self.layout.csvs]
+        files += [(p, REGION_FILE, read_region_file) for p in self.layout.region_files]
+        for path, spec, reader in files:
+            for i, chunk in enumerate(reader(path, spec, state)):
+                yield f"{path}:{i}", take(chunk)
+        seen_reports: set[str] = set()
+        seen_labels: set[str] = set()
+        for path in self.layout.ct_rate_files.get("reports", []):
+            yield f"{path}:0", take(next(ct_rate.read_reports(path, errors, seen_reports)))
+        for path in self.layout.ct_rate_files.get("labels", []):
+            yield f"{path}:0", take(next(ct_rate.read_labels(path, errors, seen_labels)))
+        return Catalog(frozenset(state.case_ids), frozenset(seen_reports | seen_labels), dict(state.splits))
+
     def _light_cases(self) -> Iterator[tuple[str, Rows]]:
-        """`cases` rows of cases with no image and no mask, when no archive can bring one (no jobs)."""
-        layout = self.layout
-        if any(m.parts for m in layout.masks):
-            return
-        arrays = set(layout.images) | set(layout.ct_rate_volumes) | set(self.folder_masks)
-        light = sorted(self._known_cases() - arrays)
+        """`cases` rows of the cases with no job (`_light_case_ids`)."""
+        light, splits = sorted(self._light_case_ids()), self.catalog.splits
         for i in range(0, len(light), CHUNK):
             errors: list[dict] = []
             rows = [case_row(c, self._case_source(c, False), self.metadata.get(c), errors, self.name,
-                             self._splits.get(c)) for c in light[i:i + CHUNK]]
+                             splits.get(c)) for c in light[i:i + CHUNK]]
             yield f"cases:{i // CHUNK}", {"cases": rows, "ingest_errors": errors}
-        self._light = set(light)
+
+    def _light_case_ids(self) -> set[str]:
+        """Cases with no image and no mask, when no archive can bring one: their `cases` rows come with
+        the bulk rows, and they have no job."""
+        layout = self.layout
+        if any(m.parts for m in layout.masks):
+            return set()
+        return self._known_cases() - (set(layout.images) | set(layout.ct_rate_volumes) | set(self.folder_masks))
 
     def _known_cases(self) -> set[str]:
-        layout = self.layout
-        return (self._radgenome_cases or set()) | self._ct_rate_cases | set(self.metadata) | set(layout.images) \
+        layout, catalog = self.layout, self.catalog
+        return catalog.radgenome | catalog.ct_rate | set(self.metadata) | set(layout.images) \
             | set(self.folder_masks) | set(layout.ct_rate_volumes)
 
     def _case_source(self, case_id: str, has_masks: bool) -> str:
-        radgenome = case_id in (self._radgenome_cases or ()) or has_masks or case_id in self.layout.images
+        radgenome = case_id in self.catalog.radgenome or has_masks or case_id in self.layout.images
         return "radgenome" if radgenome else "ct_rate"
 
     @cached_property
@@ -248,10 +307,9 @@ class RadGenomeSource(Source):
 
     # -- one job per case --------------------------------------------------------------------------
     def jobs(self) -> Iterator[CaseJob]:
-        if self._radgenome_cases is None:  # jobs() without bulk(): read the CSVs for their case ids only
-            errors = [e for _, rows in self.bulk() for e in rows.get("ingest_errors", [])]
-            self._errors.rows = errors + self._errors.rows
-        emitted, folders = set(self._light), self.folder_masks
+        """A job per case with an image or masks (streamed from the archives as they are read), then
+        the other known cases' jobs, then a job carrying the errors met that no case job took."""
+        emitted, folders = self._light_case_ids(), self.folder_masks
         for case, sets, spill in merge_archives([m for m in self.layout.masks if m.parts], self._errors,
                                                 self.budget):
             emitted.add(case)
@@ -269,7 +327,7 @@ class RadGenomeSource(Source):
         return ReleaseCaseJob(case_id=case_id, source=self._case_source(case_id, bool(masks)),
                               image=str(image) if image else None, image_kind=kind,
                               metadata=self.metadata.get(case_id), masks=tuple(masks), spill=tuple(spill),
-                              errors=tuple(self._errors.take()), split=self._splits.get(case_id))
+                              errors=tuple(self._errors.take()), split=self.catalog.splits.get(case_id))
 
 
 @dataclass

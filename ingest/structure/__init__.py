@@ -6,8 +6,9 @@
 
 The pipeline reads as its modules: `sentences` (split) -> `grounding` (with `lexicon`)
 -> `findings` (with `status`, `sizes`) -> `labels`, assembled into rows by `report`;
-`backend` holds the batch interface (rules by default, LLM backends behind it) and
-`eval` scores grounding and labels against released truth.
+`backend` holds the batch interface (rules by default, LLM backends behind it), `io` reads
+and writes the released CSV formats (`io.structure_csv`: a reports CSV in, region reports or
+labels out) and `eval` scores grounding and labels against released truth.
 """
 
 from __future__ import annotations

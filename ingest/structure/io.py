@@ -1,15 +1,24 @@
 """Files in and out of structuring: CT-RATE's reports CSV in; RadGenome's region_report CSV and
-CT-RATE's multi_abnormality_labels CSV out; a CSV naming the rows that could not be structured."""
+CT-RATE's multi_abnormality_labels CSV out; a CSV naming the rows that could not be structured.
+
+`structure_csv` does the whole of it (what `radgenome structure` and `radgenome label` run):
+
+    from ingest.structure.io import structure_csv
+    summary = structure_csv("reports.csv", "regions.csv", workers=4)
+    print(summary)  # counts, rows written, the errors file and the first errors
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.sources.release_csv import ErrorSink, report_rows
-from ingest.structure.backend import ReportInput
+from ingest.structure.backend import ReportInput, RulesBackend, StructuringBackend
 from ingest.structure.report import StructuredReport
 from warehouse.core.errors import WarehouseError
 from warehouse.core.schema import CT_RATE_LABELS
@@ -116,3 +125,117 @@ def write_errors(errors: list[tuple[int, str, str]], path: Path | str) -> None:
         w = csv.writer(fh)
         w.writerow(["row", "VolumeName", "error"])
         w.writerows(errors)
+
+
+# -- structuring a whole CSV ------------------------------------------------------------------------
+CHUNK = 512  # reports per task: large enough to amortise a process hop, small enough for a smooth bar
+FIRST_ERRORS = 10  # errors a summary names (the errors file lists them all)
+Writer = Callable[[Iterable[StructuredReport], Path], int]
+KINDS: dict[str, Writer] = {"region_report": write_region_report, "labels": write_labels}
+ProgressOption = bool | Callable[[int, int], None]
+
+
+@dataclass
+class StructureSummary:
+    """What `structure_csv` did: how many reports it read and structured, the rows it wrote, and the
+    rows that could not be structured (all in `errors_file`, the first `FIRST_ERRORS` here)."""
+
+    input_csv: Path
+    out: Path
+    kind: str
+    extractor: str
+    reports: int  # data rows of the input, readable or not
+    structured: int
+    rows: int  # rows written to `out`
+    error_count: int = 0
+    errors_file: Path | None = None  # None when every row was structured
+    first_errors: list[tuple[int, str, str]] = field(default_factory=list)  # (line, case id, message)
+
+    @property
+    def ok(self) -> bool:
+        """Whether any report was structured (the CLI exits 1 otherwise)."""
+        return self.structured > 0
+
+    @property
+    def headline(self) -> str:
+        return (f"{self.structured} of {self.reports} reports structured by {self.extractor}; "
+                f"{self.rows} rows written to {self.out}")
+
+    def error_lines(self) -> list[str]:
+        """A heading and one line per error shown; [] when every row was structured."""
+        if not self.error_count:
+            return []
+        return [f"{self.error_count} row(s) could not be structured (all listed in {self.errors_file}):",
+                *(f"  line {line} {case_id or '(no id)'}: {message}" for line, case_id, message in self.first_errors)]
+
+    def __str__(self) -> str:
+        return "\n".join([self.headline, *self.error_lines()])
+
+
+def structure_csv(input_csv: Path | str, out: Path | str, backend: StructuringBackend | None = None, *,
+                  kind: str = "region_report", workers: int = 1, progress: ProgressOption = False
+                  ) -> StructureSummary:
+    """Structure every report of a CT-RATE reports CSV (`read_reports`) and write `kind`:
+    ``region_report`` (RadGenome's region_report CSV) or ``labels`` (CT-RATE's 18 labels).
+
+    `backend`: the rules backend when None. `workers`: processes for the rules backend (an LLM
+    backend batches on its own and runs in this process). `progress`: True shows a progress bar
+    (for more than one chunk of reports), a callable gets (reports done, reports) after each chunk.
+    The rows that could not be structured (unreadable or failing) are written to
+    ``OUT.errors.csv`` (`write_errors`); a file that cannot be read at all raises `WarehouseError`.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+    input_csv, out = Path(input_csv), Path(out)
+    backend = backend or RulesBackend()
+    src = read_reports(input_csv)
+    results = _structure(src.reports, backend, workers, progress)
+    rows = KINDS[kind](results, out)
+    failed = [(line, r.case_id, r.error) for line, r in zip(src.lines, results, strict=True) if r.error]
+    errors = sorted(src.bad + failed)
+    errors_file = out.with_name(out.name + ".errors.csv") if errors else None
+    if errors_file is not None:
+        write_errors(errors, errors_file)
+    return StructureSummary(input_csv=input_csv, out=out, kind=kind, extractor=backend.extractor,
+                            reports=len(src.reports) + len(src.bad), structured=sum(r.ok for r in results),
+                            rows=rows, error_count=len(errors), errors_file=errors_file,
+                            first_errors=errors[:FIRST_ERRORS])
+
+
+def _structure(reports: list[ReportInput], backend: StructuringBackend, workers: int, progress: ProgressOption
+               ) -> list[StructuredReport]:
+    """`backend.structure` over chunks of `reports`, in `workers` processes, in order."""
+    if workers > 1 and not backend.extractor.startswith("rules"):
+        workers = 1  # an LLM backend batches itself; one engine per process would only compete for memory
+    chunks = [reports[k:k + CHUNK] for k in range(0, len(reports), CHUNK)]
+    results: list[StructuredReport] = []
+    with _progress(progress, len(reports), show=len(chunks) > 1) as advance:
+        pool = ProcessPoolExecutor(workers) if workers > 1 and len(chunks) > 1 else None
+        try:
+            for part in (pool.map(backend.structure, chunks) if pool else map(backend.structure, chunks)):
+                results.extend(part)
+                advance(len(part))
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)
+    return results
+
+
+@contextmanager
+def _progress(progress: ProgressOption, total: int, show: bool) -> Iterator[Callable[[int], None]]:
+    """A function to call with the reports each chunk did: it moves a rich bar, or calls `progress`."""
+    if callable(progress):
+        done = 0
+
+        def tell(n: int) -> None:
+            nonlocal done
+            done += n
+            progress(done, total)
+
+        yield tell
+        return
+    from rich.progress import Progress as Bar
+
+    with Bar(transient=True, disable=not (progress and show)) as bar:
+        task = bar.add_task("structuring", total=total)
+        yield lambda n: bar.advance(task, n)

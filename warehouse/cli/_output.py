@@ -1,5 +1,5 @@
-"""What the CLI's commands share: the --warehouse option, --param parsing, result formats, opening a
-warehouse (naming a staged build where nothing is published yet) and running a build."""
+"""What the CLI's commands share: the --warehouse and --runner options, --param parsing, result formats,
+opening a warehouse (naming a staged build where nothing is published yet) and running a build."""
 
 from __future__ import annotations
 
@@ -49,6 +49,10 @@ TimeoutOpt = Annotated[float | None, typer.Option(
     "--timeout", min=0, metavar="SECONDS",
     help="Stop the query after SECONDS (0: no limit; default 60, or RADGENOME_QUERY_TIMEOUT).")]
 CTRL_C = {"said": False}  # whether the running command has said why Ctrl-C stopped it
+# `ingest.runner.RUNNERS`' names, written out: importing ingest to build --help would make every command
+# slow to start (tests/test_runner.py checks that they agree).
+RUNNER_HELP = "local, pool or ray."
+RunnerOpt = Annotated[str, typer.Option(help=RUNNER_HELP)]
 
 
 @contextmanager
@@ -168,6 +172,14 @@ def find_snapshot(root: Path, snapshot: str | None = None) -> Snapshot:
             raise NotAWarehouseError(f"warehouse folder {root} does not exist",
                                      hint="give the root a build wrote to, e.g. -w build/demo") from None
         raise
+
+
+def check_runner(runner: str) -> None:
+    """--runner names one of `ingest.runner.RUNNERS`; checked before a source reads anything."""
+    from ingest.runner import RUNNERS
+
+    if runner not in RUNNERS:
+        raise typer.BadParameter(f"choose one of {', '.join(RUNNERS)}", param_hint="--runner")
 
 
 def run_build(source: Source, root: Path, **options: Any) -> BuildSummary:

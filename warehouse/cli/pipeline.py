@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from warehouse.cli._output import WarehouseOpt, find_snapshot, run_build
+from warehouse.cli._output import RunnerOpt, WarehouseOpt, check_runner, find_snapshot, run_build
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +42,7 @@ def register_ingest(ingest_app: typer.Typer) -> None:
             help="Reports CSV in CT-RATE's columns (VolumeName, Findings_EN, Impressions_EN, ...).")] = None,
         segmenter: Annotated[list[str] | None, typer.Option(
             help="builtin, import:DIR, monai:PATH or none; repeat to run several (default: builtin).")] = None,
-        runner: Annotated[str, typer.Option(help="local, pool or ray.")] = "pool",
+        runner: RunnerOpt = "pool",
         workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: CPUs, at most 8).")
                            ] = None,
         address: Annotated[str | None, typer.Option(help="Ray cluster address (with --runner ray).")] = None,
@@ -55,48 +55,13 @@ def register_ingest(ingest_app: typer.Typer) -> None:
             raise typer.BadParameter(f"{reports} is not a file", param_hint="--reports")
         if address and runner != "ray":
             raise typer.BadParameter("--address needs --runner ray", param_hint="--address")
-        from ingest.runner import RUNNERS
-        from ingest.sources.folder import FolderSource
+        from ingest.sources.folder import FolderSource, check_reports
 
-        if runner not in RUNNERS:
-            raise typer.BadParameter(f"choose one of {', '.join(RUNNERS)}", param_hint="--runner")
+        check_runner(runner)
         if reports is not None:
-            check_reports(reports)
+            check_reports(reports, "--reports")
         source = FolderSource(images, reports, segmenter or ["builtin"])
         run_build(source, warehouse, runner=runner, workers=workers, progress=progress, ray_address=address)
         if source.mask_note:
             typer.secho(f"note: {source.mask_note}", err=True, fg="yellow")
 
-
-def check_reports(path: Path) -> None:
-    """Stop before a build whose reports CSV cannot give any report: it needs CT-RATE's `VolumeName`
-    and at least one report column (`BuildFailedError`, exit 1)."""
-    import csv
-
-    from ingest.runner import BuildFailedError
-    from ingest.sources.release_csv import encoding_problem
-    from warehouse.core.release_format import CT_RATE_FILES
-
-    expected = CT_RATE_FILES["reports"].header
-    try:
-        with open(path, "rb") as f:
-            problem = encoding_problem(f.read(4096))
-    except OSError as e:
-        raise BuildFailedError(f"--reports {path}: cannot read it: {e}") from None
-    if problem:
-        raise BuildFailedError(f"--reports {path}: {problem}", hint="nothing was imported")
-    try:
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-            header = [h.strip() for h in next(csv.reader(f), [])]
-    except (OSError, csv.Error) as e:
-        raise BuildFailedError(f"--reports {path}: cannot read its header: {e}") from None
-    if expected[0] in header and set(expected[1:]) & set(header):
-        return
-    lower = {h.lower(): h for h in header}
-    near = [f"{lower[c.lower()]} (should be {c}: names are case-sensitive)" for c in expected
-            if c not in header and c.lower() in lower]
-    lacking = "no VolumeName column" if expected[0] not in header else f"none of {', '.join(expected[1:])}"
-    raise BuildFailedError(
-        f"--reports {path}: {lacking}; its columns: {', '.join(header) or '(none)'}"
-        + (f"; near misses: {', '.join(near)}" if near else ""),
-        hint=f"give a CSV in CT-RATE's report columns: {', '.join(expected)} (nothing was imported)")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from warehouse.cli._output import WarehouseOpt, find_snapshot, run_build
+from warehouse.cli._output import RunnerOpt, WarehouseOpt, check_runner, find_snapshot, run_build
 
 if TYPE_CHECKING:
     from ingest.sources.radgenome import RadGenomeSource
@@ -41,7 +41,7 @@ def register_ingest(ingest_app: typer.Typer) -> None:
             "--ct-rate", help="CT-RATE release folder (reports, metadata, predicted labels, volumes).")] = None,
         workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: CPUs, at most 8).")
                            ] = None,
-        runner: Annotated[str, typer.Option(help="local, pool or ray.")] = "pool",
+        runner: RunnerOpt = "pool",
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file used.")] = False,
         text_stages: Annotated[bool, typer.Option(
@@ -55,11 +55,10 @@ def register_ingest(ingest_app: typer.Typer) -> None:
         for opt, path in (("--release", release), ("--ct-rate", ct_rate)):
             if path is not None and not path.is_dir():
                 raise typer.BadParameter(f"{path} is not a folder", param_hint=opt)
-        from ingest.runner import RUNNERS, default_workers
+        from ingest.runner import default_workers
         from ingest.sources.radgenome import RadGenomeSource
 
-        if runner not in RUNNERS:
-            raise typer.BadParameter(f"choose one of {', '.join(RUNNERS)}", param_hint="--runner")
+        check_runner(runner)
         source = RadGenomeSource(release, ct_rate, text_stages=text_stages,
                                  workers=workers or default_workers())
         print_inventory(source, verbose)
@@ -67,19 +66,10 @@ def register_ingest(ingest_app: typer.Typer) -> None:
 
 
 def print_inventory(source: RadGenomeSource, verbose: bool = False) -> None:
-    """One line per kind of released file found (every file with `verbose`), then the parts found none
-    of; a folder given with none of its release's files stops here (`BuildFailedError`, exit 1)."""
-    from ingest.runner import BuildFailedError
-    from ingest.sources.radgenome import describe_layout
-
-    found, missing = describe_layout(source.layout, source.release is not None, source.ct_rate_dir is not None)
-    labels = [label for label, _ in found]
-    for opt, folder, ours in (("--release", source.release, lambda lb: not lb.startswith("CT-RATE")),
-                              ("--ct-rate", source.ct_rate_dir, lambda lb: lb.startswith("CT-RATE"))):
-        if folder is not None and not any(map(ours, labels)):
-            what = RELEASE_FILES if opt == "--release" else CT_RATE_FILES
-            raise BuildFailedError(f"{opt} {folder}: none of the released files are in it (looked for {what})",
-                                   hint=f"point {opt} at the downloaded release folder")
+    """`RadGenomeSource.inventory`: one line per kind of released file found (every file with `verbose`),
+    then the parts found none of; a folder given with none of its release's files stops here
+    (`BuildFailedError`, exit 1)."""
+    found, missing = source.inventory(release_name="--release", ct_rate_name="--ct-rate")
     typer.echo("files used:")
     for label, paths in found:
         typer.echo(f"  {label}: {_count(label, paths)}")
@@ -89,13 +79,8 @@ def print_inventory(source: RadGenomeSource, verbose: bool = False) -> None:
         typer.echo(f"  not found: {', '.join(missing)}")
 
 
-RELEASE_FILES = ("<split>_{region_report,vqa_abnormality,vqa_location,vqa_presence,vqa_size,case_disorders}.csv, "
-                 "<region>.csv validation region files, {train,valid}_{region,anatomy}_mask archives or folders, "
-                 "{train,valid}_preprocessed/ images")
-CT_RATE_FILES = "*_reports.csv, *_metadata.csv, *_predicted_labels.csv, volumes named like train_1_a_1.nii.gz"
-
-
 def _count(label: str, paths: list[Path]) -> str:
+    """A kind's files in a few words: volumes counted, mask archives and folders named, else a count."""
     if "volumes" in label or "images" in label:
         return f"{len(paths):,} volumes"
     if "masks" in label:

@@ -1,18 +1,21 @@
 """Report structuring commands: `structure`, `label` and `eval grounding|labels`.
 
-They mirror `ingest.structure`: CT-RATE reports in, RadGenome region reports or CT-RATE
-labels out, with the rows that could not be structured named on stderr and in
-`OUT.errors.csv`; `eval` scores against released truth (see `ingest.structure.eval`).
+`structure` and `label` are `ingest.structure.io.structure_csv`: CT-RATE reports in, RadGenome
+region reports or CT-RATE labels out, with the rows that could not be structured named on stderr
+and in `OUT.errors.csv`; `eval` is `ingest.structure.eval`, scoring against released truth.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from warehouse.core.errors import WarehouseError
+
+if TYPE_CHECKING:
+    from ingest.structure import StructuringBackend
 
 BackendOpt = Annotated[str, typer.Option("--backend", help="rules (default), vllm or openai.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model path (vllm) or name (openai).")]
@@ -27,7 +30,8 @@ LabelTruth = Annotated[Path, typer.Option("--truth", exists=True, dir_okay=False
                                           help="CSV: AccessionNo,report_text + 18 manual labels.")]
 
 
-def _backend(name: str, model: str | None, base_url: str | None):
+def _backend(name: str, model: str | None, base_url: str | None) -> StructuringBackend:
+    """`get_backend` from the options given; a backend refusing one is a usage error, not a bug."""
     from ingest.structure import get_backend
 
     options = {k: v for k, v in (("model", model), ("base_url", base_url)) if v is not None}
@@ -37,44 +41,20 @@ def _backend(name: str, model: str | None, base_url: str | None):
         raise WarehouseError(f"backend {name!r} does not take {', '.join(options)}: {e}", stage="structure") from None
 
 
-def _run(input_csv: Path, out: Path, backend, write, workers: int = 1) -> None:
-    """Read, structure (in `workers` processes) with a progress bar, write; name the rows that failed;
-    exit 1 if none worked."""
-    from concurrent.futures import ProcessPoolExecutor
+def _structure(input_csv: Path, out: Path, kind: str, backend: str, model: str | None, base_url: str | None,
+               workers: int) -> None:
+    """`ingest.structure.io.structure_csv` with a progress bar; its summary on stderr, the first rows that
+    failed in yellow; exit 1 when no report was structured."""
+    from ingest.structure.io import structure_csv
 
-    from rich.progress import Progress
-
-    from ingest.structure import io
-
-    if workers > 1 and not backend.extractor.startswith("rules"):
-        workers = 1  # an LLM backend batches itself; one engine per process would only compete for memory
-    src = io.read_reports(input_csv)
-    reports, results, chunk = src.reports, [], 512
-    chunks = [reports[k:k + chunk] for k in range(0, len(reports), chunk)]
-    with Progress(transient=True, disable=len(chunks) < 2) as progress:
-        task = progress.add_task("structuring", total=len(reports))
-        pool = ProcessPoolExecutor(workers) if workers > 1 and len(chunks) > 1 else None
-        try:
-            for part in (pool.map(backend.structure, chunks) if pool else map(backend.structure, chunks)):
-                results.extend(part)
-                progress.advance(task, len(part))
-        finally:
-            if pool:
-                pool.shutdown(cancel_futures=True)
-    rows = write(results, out)
-    failed = [(line, r.case_id, r.error) for line, r in zip(src.lines, results, strict=True) if r.error]
-    errors = sorted(src.bad + failed)
-    done = sum(r.ok for r in results)
-    typer.echo(f"{done} of {len(reports) + len(src.bad)} reports structured by {backend.extractor}; "
-               f"{rows} rows written to {out}", err=True)
-    if errors:
-        err_file = out.with_name(out.name + ".errors.csv")
-        io.write_errors(errors, err_file)
-        typer.secho(f"{len(errors)} row(s) could not be structured (all listed in {err_file}):", err=True,
-                    fg="yellow")
-        for line, case_id, message in errors[:10]:
-            typer.echo(f"  line {line} {case_id or '(no id)'}: {message}", err=True)
-    if reports and not done or not reports:
+    summary = structure_csv(input_csv, out, _backend(backend, model, base_url), kind=kind, workers=workers,
+                            progress=True)
+    typer.echo(summary.headline, err=True)
+    if lines := summary.error_lines():
+        typer.secho(lines[0], err=True, fg="yellow")
+        for line in lines[1:]:
+            typer.echo(line, err=True)
+    if not summary.ok:
         raise typer.Exit(1)
 
 
@@ -99,9 +79,7 @@ def register(app: typer.Typer) -> None:
         backend: BackendOpt = "rules", model: ModelOpt = None, base_url: UrlOpt = None, workers: WorkersOpt = 1,
     ) -> None:
         """Ground each report's sentences in the anatomy: RadGenome's region_report format out."""
-        from ingest.structure import io
-
-        _run(input_csv, out, _backend(backend, model, base_url), io.write_region_report, workers)
+        _structure(input_csv, out, "region_report", backend, model, base_url, workers)
 
     @app.command("label")
     def label(
@@ -110,9 +88,7 @@ def register(app: typer.Typer) -> None:
         backend: BackendOpt = "rules", model: ModelOpt = None, base_url: UrlOpt = None, workers: WorkersOpt = 1,
     ) -> None:
         """The 18 CT-RATE abnormality labels (0/1) of each report."""
-        from ingest.structure import io
-
-        _run(input_csv, out, _backend(backend, model, base_url), io.write_labels, workers)
+        _structure(input_csv, out, "labels", backend, model, base_url, workers)
 
     eval_app = typer.Typer(help="Score report structuring against released truth.", no_args_is_help=True)
     app.add_typer(eval_app, name="eval")
