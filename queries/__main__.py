@@ -8,19 +8,10 @@ from typing import Annotated
 
 import typer
 
-from queries.library import list_queries
+from queries.library import library_markdown, library_text
 from queries.portable import write_snapshots
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-
-
-def markdown() -> str:
-    """The library as a Markdown table: name, parameters, what it answers."""
-    rows = ["| query | parameters | answers |", "|---|---|---|"]
-    for q in list_queries():
-        params = ", ".join(f"`{p.signature()}`".replace("|", "\\|") for p in q.params) or "—"  # a cell
-        rows.append(f"| `{q.name}` | {params} | {q.description} |")
-    return "\n".join(rows)
 
 
 @app.command()
@@ -36,11 +27,7 @@ def snapshots() -> None:
 def list_(as_markdown: Annotated[bool, typer.Option(
         "--markdown", help="A Markdown table, as in the README.")] = False) -> None:
     """The named queries, each with its parameters and what it answers."""
-    if as_markdown:
-        typer.echo(markdown())
-        return
-    for q in list_queries():
-        typer.echo(f"{q.name}({', '.join(p.signature() for p in q.params)})\n    {q.description}")
+    typer.echo(library_markdown() if as_markdown else library_text(parameters=False))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -202,3 +202,24 @@ def render(name: str, **params: Any) -> tuple[str, dict[str, Any]]:
     """The query's SQL and its bound parameters, ready for `Warehouse.sql(sql, params)`."""
     q = get_query(name)
     return q.sql, q.bind(**params)
+
+
+def library_text(*, parameters: bool = True) -> str:
+    """Every named query, its signature and what it answers (with `parameters`, each parameter's
+    description too): `radgenome query --list` and `python -m queries list`."""
+    out = []
+    for q in list_queries():
+        out.append(f"{q.name}({', '.join(p.signature() for p in q.params)})")
+        out.append(f"    {q.description}")
+        if parameters:
+            out += [f"    - {p.name}: {p.description}" for p in q.params]
+    return "\n".join(out)
+
+
+def library_markdown() -> str:
+    """The library as a Markdown table: name, parameters, what it answers (the README's table)."""
+    rows = ["| query | parameters | answers |", "|---|---|---|"]
+    for q in list_queries():
+        params = ", ".join(f"`{p.signature()}`".replace("|", "\\|") for p in q.params) or "—"  # a cell
+        rows.append(f"| `{q.name}` | {params} | {q.description} |")
+    return "\n".join(rows)

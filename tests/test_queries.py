@@ -539,7 +539,7 @@ def test_print_transpiled(capsys):
 
 
 def test_markdown_listing_names_every_query():
-    from queries.__main__ import markdown
+    from queries.library import library_markdown as markdown
 
     table = markdown()
     assert all(f"| `{name}` |" in table for name in QUERIES)

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import queries.__main__ as cli
 from queries import list_queries
+from queries.library import library_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +26,7 @@ def test_list_names_each_query_with_its_parameters():
 
 def test_list_markdown_is_the_readme_table():
     res = CliRunner().invoke(cli.app, ["list", "--markdown"])
-    assert res.exit_code == 0 and res.output == cli.markdown() + "\n"
+    assert res.exit_code == 0 and res.output == library_markdown() + "\n"
 
 
 def test_snapshots_says_what_it_rewrote(monkeypatch):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -16,13 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import polars as pl
 import typer
 
-from warehouse.core.errors import NotAWarehouseError
-
 if TYPE_CHECKING:
     from ingest.job import Source
     from ingest.runner import BuildSummary
     from warehouse.api import Warehouse
-    from warehouse.store.snapshot import Snapshot, StagedBuild
+    from warehouse.store.snapshot import Snapshot
 
 WarehouseOpt = Annotated[Path, typer.Option("--warehouse", "-w", help="Warehouse root folder.")]
 SCREEN_ROWS = 50  # rows of the table printed on the screen; files always get the whole result
@@ -145,33 +142,18 @@ def _text(df: pl.DataFrame, fmt: Format, whole: bool) -> str:
 
 
 # -- warehouses and builds ----------------------------------------------------------------------
-def staged_text(build: StagedBuild) -> str:
-    """A staged build in a few words: where, how far, when."""
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(build.modified))
-    return f"a build is staged in {build.path} ({build.cases:,} cases saved, last written {when})"
-
-
 def open_warehouse(root: Path, snapshot: str | None = None) -> Warehouse:
-    """`Warehouse.open`, with `find_snapshot`'s messages."""
+    """`Warehouse.open` (imported here: the CLI starts without the engine)."""
     from warehouse.api import Warehouse
 
-    return Warehouse(find_snapshot(root, snapshot))
+    return Warehouse.open(root, snapshot)
 
 
 def find_snapshot(root: Path, snapshot: str | None = None) -> Snapshot:
-    """`open_snapshot`, saying so where the root holds only a staged build, or does not exist."""
-    from warehouse.store.snapshot import list_snapshots, list_staged, open_snapshot
+    """`open_snapshot`: its errors say when the root does not exist or holds only a staged build."""
+    from warehouse.store.snapshot import open_snapshot
 
-    try:
-        return open_snapshot(root, snapshot)
-    except NotAWarehouseError:
-        if not list_snapshots(root) and (staged := list_staged(root)):
-            raise NotAWarehouseError(f"no published snapshot yet; {staged_text(staged[0])}: re-run its command "
-                                     "to finish it") from None
-        if not root.exists():
-            raise NotAWarehouseError(f"warehouse folder {root} does not exist",
-                                     hint="give the root a build wrote to, e.g. -w build/demo") from None
-        raise
+    return open_snapshot(root, snapshot)
 
 
 def check_runner(runner: str) -> None:

@@ -20,7 +20,6 @@ from warehouse.cli._output import (
     parse_params,
     query_run,
     run_build,
-    staged_text,
     write_frame,
 )
 
@@ -98,21 +97,20 @@ def register(app: typer.Typer) -> None:
             out = wh.info()
         staged = list_staged(warehouse)
         if staged:
-            out["staged"] = [{"path": str(b.path), "cases_saved": b.cases, "note": staged_text(b)
-                              + ": re-run its command to finish it"} for b in staged]
+            out["staged"] = [{"path": str(b.path), "cases_saved": b.cases,
+                              "note": f"{b}: re-run its command to finish it"} for b in staged]
         typer.echo(json.dumps(out, indent=2))
 
     @app.command()
     def snapshots(warehouse: WarehouseOpt) -> None:
         """List the published snapshots, oldest first, and any build staged but not yet published."""
-        from warehouse.store.snapshot import list_snapshots, list_staged, open_snapshot
+        from warehouse.store.snapshot import describe_snapshots, list_staged
 
-        ids, staged = list_snapshots(warehouse), list_staged(warehouse)
-        if not ids and not staged:
+        published, staged = describe_snapshots(warehouse), list_staged(warehouse)
+        if not published and not staged:
             find_snapshot(warehouse)  # says why: no such folder, or no snapshot in it
-        for sid in ids:
-            m = open_snapshot(warehouse, sid).manifest
-            typer.echo(f"{sid}  {m.get('created')}  source={m.get('source')}  cases={m['row_counts'].get('cases')}")
+        for s in published:
+            typer.echo(f"{s['snapshot_id']}  {s['created']}  source={s['source']}  cases={s['cases']}")
         for build in staged:
-            lead = "staged: " if ids else "no published snapshot yet; "
-            typer.echo(f"{lead}{staged_text(build)}: re-run its command to finish it")
+            lead = "staged: " if published else "no published snapshot yet; "
+            typer.echo(f"{lead}{build}: re-run its command to finish it")

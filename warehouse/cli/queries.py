@@ -42,18 +42,6 @@ def print_transpiled(sql: str, dialect: str) -> int:
     return 1 if res.problems else 0
 
 
-def list_text() -> str:
-    """`query --list`: every named query, its parameters and description."""
-    from queries import list_queries
-
-    out = []
-    for q in list_queries():
-        out.append(f"{q.name}({', '.join(p.signature() for p in q.params)})")
-        out.append(f"    {q.description}")
-        out += [f"    - {p.name}: {p.description}" for p in q.params]
-    return "\n".join(out)
-
-
 def register(app: typer.Typer) -> None:
     @app.command("query")
     def query(
@@ -72,9 +60,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a named query of the library with typed parameters (--list shows them)."""
         from queries import get_query
+        from queries.library import library_text
 
         if list_:
-            typer.echo(list_text())
+            typer.echo(library_text())
             return
         if not name:
             raise typer.BadParameter("give a query name, or --list", param_hint="NAME")

@@ -39,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -191,6 +192,11 @@ class StagedBuild:
     path: Path
     cases: int  # cases saved so far (per-case parts, and the case rows of saved bulk parts)
     modified: float  # when a part was last saved (seconds since the epoch)
+
+    def __str__(self) -> str:
+        """The build in a few words: where, how far, when."""
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.modified))
+        return f"a build is staged in {self.path} ({self.cases:,} cases saved, last written {when})"
 
 
 def list_staged(root: Path | str) -> list[StagedBuild]:

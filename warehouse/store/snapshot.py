@@ -33,8 +33,8 @@ from warehouse.store.commit import CommitConflictError, StagedBuild, list_snapsh
 from warehouse.store.duckdb_files import write_database
 from warehouse.store.layout import ARRAYS_DIR, COMMIT, DATABASE, MANIFEST, SNAPSHOTS, STAGING, TABLES_DIR
 
-__all__ = ["CommitConflictError", "Snapshot", "SnapshotWriter", "StagedBuild", "list_snapshots", "list_staged",
-           "open_snapshot"]
+__all__ = ["CommitConflictError", "Snapshot", "SnapshotWriter", "StagedBuild", "describe_snapshots", "list_snapshots",
+           "list_staged", "open_snapshot"]
 FORMAT_VERSION = 1
 _HASH_FULL_LIMIT = 1 << 30  # files above 1 GiB are hashed over their first 64 MiB and their size
 
@@ -64,11 +64,17 @@ class Snapshot:
 
 
 def open_snapshot(root: Path | str, snapshot_id: str | None = None) -> Snapshot:
-    """The latest published snapshot of a warehouse root, or the one named. Repairs
+    """The latest published snapshot of a warehouse root, or the one named; a root that does not
+    exist, or holds only a staged build, says so (`NotAWarehouseError`). Repairs
     ``ROOT/warehouse.duckdb`` on the way when it does not show the latest (`commit.ensure_views`)."""
     root = Path(root).expanduser().resolve()
     ids = list_snapshots(root)
     if not ids:
+        if staged := list_staged(root):
+            raise NotAWarehouseError(f"no published snapshot yet; {staged[0]}: re-run its command to finish it")
+        if not root.exists():
+            raise NotAWarehouseError(f"warehouse folder {root} does not exist",
+                                     hint="give the root a build wrote to, e.g. -w build/demo")
         raise NotAWarehouseError(
             f"{root} is not a warehouse (no published snapshot in {root / SNAPSHOTS})",
             hint="build one with `radgenome demo ROOT` or `radgenome ingest ...`")
@@ -77,6 +83,18 @@ def open_snapshot(root: Path | str, snapshot_id: str | None = None) -> Snapshot:
         raise SnapshotNotFoundError(f"no snapshot {sid!r} in {root}", hint=f"known: {', '.join(ids)}")
     commit.ensure_views(root, ids[-1])
     return read_snapshot(root, sid)
+
+
+def describe_snapshots(root: Path | str) -> list[dict]:
+    """One entry per published snapshot of `root`, oldest first: its id, when it was made, its
+    source and cases (an empty list where there are none)."""
+    root = Path(root).expanduser().resolve()
+    out = []
+    for sid in list_snapshots(root):
+        m = read_snapshot(root, sid).manifest
+        out.append({"snapshot_id": sid, "created": m.get("created"), "source": m.get("source"),
+                    "cases": m.get("row_counts", {}).get("cases")})
+    return out
 
 
 def read_snapshot(root: Path, snapshot_id: str) -> Snapshot:
