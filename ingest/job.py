@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from warehouse.core.errors import WarehouseError
+from warehouse.core.ids import content_id
 
 Rows = dict[str, list[dict]]
 
@@ -99,12 +100,7 @@ class Source(abc.ABC):
 
     def build_key(self) -> str:
         """Identifies this build's inputs, so a re-run resumes the same staging folder."""
-        import hashlib
-
-        h = hashlib.sha256(self.name.encode())
-        for p in sorted(map(str, self.inputs())):
-            h.update(p.encode())
-        return f"{self.name}-{h.hexdigest()[:12]}"
+        return f"{self.name}-{content_id(self.name, *sorted(map(str, self.inputs())), size=12)}"
 
 
 def run_job(job: CaseJob, ctx: JobContext) -> tuple[str, Rows]:

@@ -99,8 +99,6 @@ class Segmenter(abc.ABC):
 
     #: What `region_stats.mask_source` records for masks it makes.
     mask_source: str = "unknown"
-    #: True when the provider runs a model on the image (False: it reads files made elsewhere).
-    computes: bool = True
 
     @abc.abstractmethod
     def applies(self, case_id: str) -> bool:
@@ -120,7 +118,6 @@ class NoSegmenter(Segmenter):
     """The `none` provider: cases get no masks."""
 
     mask_source = "none"
-    computes = False
 
     def applies(self, case_id: str) -> bool:
         return False

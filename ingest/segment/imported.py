@@ -62,7 +62,6 @@ class ImportedMasks(Segmenter):
     """Per-structure mask folders or integer label maps from DIR."""
 
     mask_source = "imported"
-    computes = False
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory).expanduser()

@@ -22,7 +22,6 @@ One job per case. A stage that fails (``masks``, ``structure``, ``vqa``) is an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -39,6 +38,7 @@ from ingest.sources.ct_rate import age_problem, parse_age
 from ingest.sources.release_csv import ErrorSink, encoding_problem, printable, report_rows
 from ingest.sources.volume_names import case_name_problem, try_parse
 from warehouse.core.errors import WarehouseError
+from warehouse.core.ids import content_id
 from warehouse.core.release_format import CT_RATE_FILES
 
 SOURCE = "folder"
@@ -308,9 +308,7 @@ class FolderSource(Source):
 
     def build_key(self) -> str:
         """Inputs and segmenters: a re-run with other segmenters starts a new build."""
-        h = hashlib.sha256(super().build_key().encode())
-        h.update("\x1f".join(self.segmenters).encode())
-        return f"{self.name}-{h.hexdigest()[:12]}"
+        return f"{self.name}-{content_id(super().build_key(), *self.segmenters, size=12)}"
 
     @cached_property
     def scan(self) -> FolderScan:

@@ -35,6 +35,7 @@ from ingest.sources.release_csv import ErrorSink
 from ingest.sources.release_text import ReleaseText
 from ingest.sources.volume_names import split_of_file
 from warehouse.core.anatomy import COARSE_REGIONS
+from warehouse.core.ids import content_id
 from warehouse.core.release_format import RADGENOME_FILES, REGION_FILE
 
 
@@ -173,12 +174,8 @@ class RadGenomeSource(Source):
 
     def build_key(self) -> str:
         """Same release folders and files, same key: a re-run resumes the build's staging folder."""
-        import hashlib
-
-        h = hashlib.sha256(f"{self.name}\0{self.release}\0{self.ct_rate_dir}".encode())
-        for p in self.inputs():
-            h.update(str(p).encode())
-        return f"{self.name}-{h.hexdigest()[:12]}"
+        key = content_id(self.name, self.release, self.ct_rate_dir, *map(str, self.inputs()), size=12)
+        return f"{self.name}-{key}"
 
     # -- discovery ---------------------------------------------------------------------------------
     @cached_property

@@ -7,8 +7,8 @@ of parts can collide by where they split: ``("a", "bc")`` and ``("ab", "c")`` di
 parts that hold a separator character. ``None`` counts as the empty string, as in a CSV
 field, so an exported and re-ingested row gets the id it had.
 
-This is for row ids (sentences, findings, VQA pairs, demo rows). `case_key` is the one name a
-case id takes in files and Zarr groups (array store, staging, exports). Snapshot ids (a hash of the
+This is for row ids (sentences, findings, VQA pairs, demo rows) and build keys. `case_key` is the
+one name a case id takes in files and Zarr groups (array store, staging, exports). Snapshot ids (a hash of the
 tables' bytes, `warehouse.store.commit`) and file digests (sha256 of a file's bytes) are other
 concepts and keep their own hashes. Standard library only.
 """
