@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 from ingest.runner import build
 from ingest.sources.folder import FolderSource
+from warehouse import Warehouse
 from warehouse.cli import pipeline
 from warehouse.core.anatomy import anatomy
 from warehouse.core.errors import ArrayNotFoundError, UnknownRegionError
 from warehouse.store.arrays.ome import region_rgba
-from warehouse.store.snapshot import open_snapshot
-from warehouse.viewer import _sentences, region_colour, to_display, views
+from warehouse.viewer import _sentences, region_colour, render_case, to_display, views
 
 
 def test_views_do_not_depend_on_the_stored_orientation():
@@ -83,8 +83,17 @@ def test_whole_case_and_errors(warehouse, tmp_path):
 
 
 def test_sentences_beside_are_the_regions(warehouse):
-    snap = open_snapshot(warehouse)
-    lung = _sentences(snap, "abdomen_small.nii.gz", anatomy().get("lung"))
-    everything = _sentences(snap, "abdomen_small.nii.gz", None)
+    wh = Warehouse.open(warehouse)
+    lung = _sentences(wh, "abdomen_small.nii.gz", anatomy().get("lung"))
+    everything = _sentences(wh, "abdomen_small.nii.gz", None)
     assert lung and all(s.startswith("[lung") for s in lung)
     assert len(everything) >= len(lung) and any(not s.startswith("[lung") for s in everything)
+
+
+def test_render_case_reads_through_a_warehouse(warehouse, tmp_path):
+    with Warehouse.open(warehouse) as wh:
+        out = render_case(wh, "abdomen_small.nii.gz", region="lung", out=tmp_path / "wh.png", width=600, height=300)
+        assert mpimg.imread(out).shape[:2] == (300, 600)
+        with pytest.raises(ValueError, match="differs"):
+            render_case(wh, "abdomen_small.nii.gz", snapshot_id="00000-00000000", out=tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,8 @@ import polars as pl
 import pyarrow as pa
 
 from queries import get_query
-from warehouse.core.errors import QueryLimitWarning
+from warehouse.core import schema
+from warehouse.core.errors import QueryLimitWarning, QueryRefusedError
 from warehouse.engine import Engine
 from warehouse.store.arrays import ArrayStore
 from warehouse.store.snapshot import Snapshot, list_snapshots, open_snapshot
@@ -78,6 +79,24 @@ class Warehouse:
               timeout: float | None = None) -> pa.Table:
         """Like `sql`, returning an Arrow table."""
         return self._engine.arrow(query, params, timeout=timeout)
+
+    def table(self, name: str, case_ids: Iterable[str] | None = None, *,
+              timeout: float | None = None) -> pa.Table:
+        """Table `name` (only the rows of `case_ids`, if given) as Arrow with the schema's types, in the
+        order of its Parquet copy (`schema.sort_key`, nulls first). `timeout` as for `sql`."""
+        if name not in schema.TABLES:
+            raise QueryRefusedError(f"unknown table {name!r}", hint="tables: " + ", ".join(schema.TABLES))
+        table_schema = schema.TABLES[name]
+        columns = ", ".join(f'"{c}"' for c in table_schema.names)
+        order = ", ".join(f'"{c}" NULLS FIRST' for c in schema.sort_key(name))
+        where, params = "", None
+        if case_ids is not None:
+            if "case_id" not in table_schema.names:
+                raise QueryRefusedError(f"table {name!r} has no case_id to select rows by",
+                                        hint="read it whole (case_ids=None)")
+            where, params = "WHERE case_id IN (SELECT unnest($ids))", {"ids": list(case_ids)}
+        t = self.arrow(f"SELECT {columns} FROM {name} {where} ORDER BY {order}", params, timeout=timeout)
+        return t.cast(table_schema)  # DuckDB's list fields and lost descriptions back to the schema's
 
     def query(self, name: str, *, timeout: float | None = None, **params: Any) -> pl.DataFrame:
         """Run a named query of the library (`queries/*.sql`) with typed parameters.

@@ -1,7 +1,8 @@
 """A picture of one case: axial, coronal and sagittal slices, masks overlaid, the region's sentences beside.
 
+    from warehouse import Warehouse
     from warehouse.viewer import render_case
-    render_case("wh", "train_1_a_1.nii.gz", region="left lung", out="case.png")
+    render_case(Warehouse.open("wh"), "train_1_a_1.nii.gz", region="left lung", out="case.png")
 
 Slices are shown in the radiological convention whatever the stored orientation: the
 patient's right on the image's left, anterior up in axial views, head up in coronal and
@@ -10,20 +11,24 @@ cross its centroid and only the masks under it are drawn; without one, the slice
 the volume's centre and every stored mask is drawn. Each region keeps its OME-Zarr
 colour (`warehouse.store.arrays.ome.region_rgba`), so a picture matches what an OME-Zarr viewer shows.
 Rendering uses matplotlib's Agg canvas directly (no pyplot state, safe in workers).
+Everything is read through the `Warehouse`: voxels from `wh.arrays`, sentences with SQL.
 """
 
 from __future__ import annotations
 
-import hashlib
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from warehouse.api import Warehouse
 from warehouse.core.anatomy import Region, anatomy
 from warehouse.core.errors import ArrayNotFoundError
 from warehouse.core.grid import Grid, to_lps
+from warehouse.store.arrays.ome import region_rgba
 
 WINDOW = (-1000.0, 400.0)  # HU shown black .. white: lungs and soft tissue both readable
 MAX_LEGEND, MAX_MASKS = 16, 60
@@ -40,15 +45,8 @@ class Overlay:
 
 
 def region_colour(region_id: int) -> tuple[float, float, float, float]:
-    """The region's OME-Zarr colour (0..1 floats); a stable hash colour where `warehouse.store.arrays.ome` is absent."""
-    try:
-        from warehouse.store.arrays.ome import region_rgba
-
-        rgba = region_rgba(region_id)
-    except ImportError:
-        h = hashlib.sha1(str(region_id).encode()).digest()
-        rgba = [64 + h[0] % 192, 64 + h[1] % 192, 64 + h[2] % 192, 255]
-    return tuple(v / 255.0 for v in rgba)  # type: ignore[return-value]
+    """The region's OME-Zarr colour as 0..1 floats."""
+    return tuple(v / 255.0 for v in region_rgba(region_id))  # type: ignore[return-value]
 
 
 def to_display(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -56,9 +54,9 @@ def to_display(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return to_lps(volume, affine)[0]
 
 
-def display_spacing(affine: np.ndarray, shape: tuple[int, ...] = (1, 1, 1)) -> np.ndarray:
-    """Voxel spacing along the display (L, P, S) axes (the shape does not change it)."""
-    return np.array(Grid(shape, affine).to_lps().spacing)
+def display_spacing(affine: np.ndarray) -> np.ndarray:
+    """Voxel spacing along the display (L, P, S) axes."""
+    return np.array(Grid((1, 1, 1), affine).to_lps().spacing)  # the spacing does not depend on the shape
 
 
 def views(volume: np.ndarray, centre: tuple[int, int, int]) -> dict[str, np.ndarray]:
@@ -67,9 +65,9 @@ def views(volume: np.ndarray, centre: tuple[int, int, int]) -> dict[str, np.ndar
     return {"axial": volume[:, :, k].T, "coronal": volume[:, j, ::-1].T, "sagittal": volume[i, :, ::-1].T}
 
 
-def _overlays(store, case_id: str, affine: np.ndarray, region: Region | None,
+def _overlays(wh: Warehouse, case_id: str, affine: np.ndarray, region: Region | None,
               mask_source: str | None) -> list[Overlay]:
-    dag = anatomy()
+    dag, store = anatomy(), wh.arrays
     structures = [s for s in store.structures(case_id) if mask_source in (None, s["mask_source"])]
     wanted = set(dag.descendants(region.name)) if region else None
     names = sorted({s["region"] for s in structures if s["voxels"] and (wanted is None or s["region"] in wanted)},
@@ -82,40 +80,52 @@ def _overlays(store, case_id: str, affine: np.ndarray, region: Region | None,
     return out
 
 
-def _sentences(snapshot, case_id: str, region: Region | None) -> list[str]:
-    import pyarrow.parquet as pq
-
-    path = snapshot.table_path("sentences")
-    if not path.exists():
-        return []
-    rows = pq.read_table(path, filters=[("case_id", "=", case_id)],
-                         columns=["region_id", "anatomy_path", "ordinal", "text"]).to_pylist()
+def _sentences(wh: Warehouse, case_id: str, region: Region | None) -> list[str]:
+    """The case's sentences about `region` and everything under it (without one: the top-level paragraphs,
+    else every row), in report order, each once, prefixed with its anatomy path."""
+    where, params = "", {"case_id": case_id}
     if region is not None:
-        ids = {anatomy().get(n).region_id for n in anatomy().descendants(region.name)}
-        rows = [r for r in rows if r["region_id"] in ids]
-    else:  # the top-level paragraphs, else whatever there is
-        top = [r for r in rows if r["anatomy_path"] and "/" not in r["anatomy_path"]]
-        rows = top or rows
-    rows.sort(key=lambda r: r["ordinal"] or 0)
-    return list(dict.fromkeys(f"[{r['anatomy_path'] or 'report'}] {r['text']}" for r in rows))
+        where = "AND region_id IN (SELECT descendant_id FROM anatomy_closure WHERE ancestor_id = $rid)"
+        params["rid"] = region.region_id
+    rows = wh.sql(f"""SELECT anatomy_path, text FROM sentences WHERE case_id = $case_id {where}
+                      ORDER BY coalesce(ordinal, 0), ordinal NULLS FIRST, sentence_id""", params).rows()
+    if region is None:  # the top-level paragraphs, else whatever there is
+        rows = [r for r in rows if r[0] and "/" not in r[0]] or rows
+    return list(dict.fromkeys(f"[{path or 'report'}] {text}" for path, text in rows))
 
 
-def render_case(root: Path | str, case_id: str, *, region: str | None = None, out: Path | str = "case.png",
+@contextmanager
+def _opened(wh: Warehouse | str | Path, snapshot_id: str | None) -> Iterator[Warehouse]:
+    """`wh` itself, or the root's snapshot opened (and closed after)."""
+    if isinstance(wh, Warehouse):
+        if snapshot_id not in (None, wh.snapshot_id):
+            raise ValueError(f"snapshot_id {snapshot_id!r} differs from the warehouse's {wh.snapshot_id!r}")
+        yield wh
+        return
+    with Warehouse.open(wh, snapshot_id) as opened:
+        yield opened
+
+
+def render_case(wh: Warehouse | str | Path, case_id: str, *, region: str | None = None, out: Path | str = "case.png",
                 snapshot_id: str | None = None, mask_source: str | None = None, width: int = 1800,
                 height: int = 640, dpi: int = 100) -> Path:
     """Render the case to a PNG of exactly `width` x `height` pixels; returns its path.
 
     `mask_source` draws only one provider's masks (builtin, totalsegmentator, monai, ...).
+    `wh` may be a root, read at snapshot `snapshot_id` (default: latest), as the CLI gives it.
     """
+    with _opened(wh, snapshot_id) as opened:
+        return _render(opened, case_id, region=region, out=Path(out), mask_source=mask_source, width=width,
+                       height=height, dpi=dpi)
+
+
+def _render(wh: Warehouse, case_id: str, *, region: str | None, out: Path, mask_source: str | None, width: int,
+            height: int, dpi: int) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from warehouse.store.arrays import ArrayStore
-    from warehouse.store.snapshot import open_snapshot
-
-    snap = open_snapshot(root, snapshot_id)
-    store = ArrayStore(snap.arrays_path, mode="r")
+    store = wh.arrays
     reg = anatomy().resolve(region) if region else None
     if store.has_image(case_id):
         hu, affine = store.image(case_id)
@@ -126,14 +136,14 @@ def render_case(root: Path | str, case_id: str, *, region: str | None = None, ou
         mask, affine = store.region_mask(case_id, structures[0]["region"])
         hu = np.full(mask.shape, WINDOW[0], np.int16)
     volume = to_display(hu, affine)
-    overlays = _overlays(store, case_id, affine, reg, mask_source)
+    overlays = _overlays(wh, case_id, affine, reg, mask_source)
     if reg is not None and not overlays:
         raise ArrayNotFoundError(f"case {case_id!r} has no mask under region {reg.name!r}"
                                  + (f" from {mask_source!r}" if mask_source else ""), case_id=case_id)
     focus = np.logical_or.reduce([o.mask for o in overlays]) if reg is not None else None
     centre = tuple(int(round(c)) for c in (np.argwhere(focus).mean(axis=0) if focus is not None
                                             else (np.array(volume.shape) - 1) / 2))
-    sp = display_spacing(affine, hu.shape)
+    sp = display_spacing(affine)
     aspects = {"axial": sp[1] / sp[0], "coronal": sp[2] / sp[0], "sagittal": sp[2] / sp[1]}
 
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="black")
@@ -157,14 +167,13 @@ def render_case(root: Path | str, case_id: str, *, region: str | None = None, ou
         ax.set_title(f"{name} {centre[{'axial': 2, 'coronal': 1, 'sagittal': 0}[name]]}", color="white", fontsize=9)
         ax.set_axis_off()
     fig.suptitle(f"{case_id}" + (f" — {reg.name}" if reg else "") + (f" [{mask_source}]" if mask_source else "")
-                 + f"   (snapshot {snap.snapshot_id})",
+                 + f"   (snapshot {wh.snapshot_id})",
                  color="white", fontsize=11)
     fig.legend(handles=[Patch(color=o.rgba, label=o.region.name) for o in overlays[:MAX_LEGEND]],
                loc="lower left", ncol=min(8, max(1, len(overlays))), fontsize=7, frameon=False, labelcolor="white")
     text_ax = fig.add_subplot(grid[0, 3])
     text_ax.set_axis_off()
-    _write_text(text_ax, _sentences(snap, case_id, reg), width * 0.24 / dpi, height * 0.8 / dpi)
-    out = Path(out)
+    _write_text(text_ax, _sentences(wh, case_id, reg), width * 0.24 / dpi, height * 0.8 / dpi)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi, facecolor="black")
     return out

@@ -35,7 +35,7 @@ from ingest.build_outcome import BuildFailedError
 from ingest.images import NIFTI_SUFFIXES, CTImage, case_stem, is_nifti, read_ct
 from ingest.job import CaseJob, CaseOutput, JobContext, Rows, Source
 from ingest.sources.ct_rate import age_problem, parse_age
-from ingest.sources.release_csv import ErrorSink, encoding_problem, printable, report_rows
+from ingest.sources.release_csv import ErrorSink, csv_header, encoding_problem, printable, report_rows
 from ingest.sources.volume_names import case_name_problem, try_parse
 from warehouse.core.errors import WarehouseError
 from warehouse.core.ids import content_id
@@ -150,8 +150,7 @@ def check_reports(path: Path | str, name: str = "reports") -> None:
     if problem:
         raise BuildFailedError(f"{name} {path}: {problem}", hint="nothing was imported")
     try:
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-            header = [h.strip() for h in next(csv.reader(f), [])]
+        header = csv_header(path)
     except (OSError, csv.Error) as e:
         raise BuildFailedError(f"{name} {path}: cannot read its header: {e}") from None
     if expected[0] in header and set(expected[1:]) & set(header):

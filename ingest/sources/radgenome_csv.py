@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from ingest.sources.release_csv import ErrorSink, read_csv, row_id
+from ingest.sources.release_csv import ErrorSink, read_csv
 from ingest.sources.volume_names import case_name_problem, split_of_file, try_parse
 from ingest.structure.findings import terms_of
 from warehouse.core.anatomy import anatomy
 from warehouse.core.errors import UnknownRegionError
+from warehouse.core.ids import content_id
 from warehouse.core.release_format import REGION_FILES_EXTRACTOR, RELEASE_EXTRACTOR, ReleasedFile
 
 CHUNK = 50_000  # rows per saved part
@@ -144,7 +145,7 @@ def read_release_csv(path: Path, spec: ReleasedFile, state: CsvState, *,
         ordinal = state.next_ordinal(case_id, kind)
         if spec.table == "sentences":
             out.setdefault("sentences", []).append({
-                "sentence_id": row_id(case_id, extractor, ordinal, path_text, values["text"]),
+                "sentence_id": content_id(case_id, extractor, ordinal, path_text, values["text"]),
                 "case_id": case_id, "region_id": region_id, "anatomy_path": path_text, "ordinal": ordinal,
                 "text": values["text"], "is_abnormal": None, "extractor": extractor})
         else:
@@ -163,10 +164,10 @@ def _vqa_rows(out: dict[str, list[dict]], vqa_type: str, values: dict[str, str],
               region_id: int | None, region: str, state: CsvState) -> None:
     path, term = values.get("anatomy_path", ""), values.get("term")
     answer = path if vqa_type == "location" else values["answer"]
-    key = row_id(case_id, vqa_type, path, term, answer, n=40)
+    key = content_id(case_id, vqa_type, path, term, answer, size=40)
     question = state.question(vqa_type, key, region=region, abnormality=term or "")
     out.setdefault("vqa", []).append({
-        "vqa_id": row_id(key, ordinal), "case_id": case_id, "type": vqa_type, "question": question,
+        "vqa_id": content_id(key, ordinal), "case_id": case_id, "type": vqa_type, "question": question,
         "answer": answer, "region_id": region_id, "anatomy_path": path, "term": term,
         "terms": terms_of(answer if vqa_type in ("abnormality", "disorders") else term, path.split("/")[0] or None),
         "size_mm": size_mm(answer) if vqa_type == "size" else None, "ordinal": ordinal,

@@ -30,7 +30,6 @@ from pathlib import Path
 
 from ingest.job import printable
 from ingest.sources.volume_names import case_name_problem
-from warehouse.core.ids import content_id
 from warehouse.core.release_format import CT_RATE_FILES, NOT_GIVEN
 
 csv.field_size_limit(min(sys.maxsize, 1 << 30))  # report paragraphs can be long
@@ -43,10 +42,11 @@ _SHOWN = 160  # characters of a header shown in a message
 _UTF16_32 = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
-def row_id(*parts: object, n: int = 20) -> str:
-    """A deterministic id from a row's content (and its ordinal, so duplicates stay distinct):
-    `warehouse.core.ids.content_id` with `n` hex digits."""
-    return content_id(*parts, size=n)
+def csv_header(path: Path) -> list[str]:
+    """The stripped column names of a CSV's first line (a BOM dropped; undecodable bytes kept as
+    surrogates for the message that names them). Raises `OSError` or `csv.Error`."""
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        return [h.strip() for h in next(csv.reader(fh), [])]
 
 
 @dataclass

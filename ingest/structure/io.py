@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.sources.release_csv import ErrorSink, report_rows
+from ingest.sources.release_csv import ErrorSink, csv_header, report_rows
 from ingest.structure.backend import ReportInput, RulesBackend, StructuringBackend
 from ingest.structure.report import StructuredReport
 from warehouse.core.errors import WarehouseError
@@ -48,8 +48,7 @@ class ReportsFile:
 def _header(path: Path) -> list[str]:
     """The column names of a CSV's first line ([] where it cannot be read; `report_rows` then says why)."""
     try:
-        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
-            return [h.strip() for h in next(csv.reader(fh), [])]
+        return csv_header(path)
     except (OSError, csv.Error):
         return []
 

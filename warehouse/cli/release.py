@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from warehouse.cli._output import RunnerOpt, WarehouseOpt, check_runner, find_snapshot, run_build
+from warehouse.cli._output import RunnerOpt, WarehouseOpt, check_runner, find_snapshot, open_warehouse, run_build
 
 if TYPE_CHECKING:
     from ingest.sources.radgenome import RadGenomeSource
@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         from warehouse.exports import export_release as run
 
         find_snapshot(warehouse, snapshot)  # a root with no snapshot, or a staged build only, says so first
-        written = run(warehouse, out_dir, snapshot)
+        written = run(open_warehouse(warehouse, snapshot), out_dir)
         for rel, n in written.items():
             typer.echo(f"{n:>10,}  {out_dir / rel}")
         typer.echo(f"{len(written)} files, {sum(written.values()):,} rows")

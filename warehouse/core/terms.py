@@ -88,6 +88,8 @@ def _singular(word: str) -> str:
     """A plural folded the way report text folds them when matching ("opacities" -> "opacity")."""
     if word.endswith(("is", "us", "ss")):  # diagnosis, bronchiectasis, mass: already singular
         return word
+    if word.endswith("sses"):  # masses, abscesses: before "-ses" -> "-sis" (diagnoses)
+        return word[:-2]
     for suffix, repl in (("ies", "y"), ("ses", "sis"), ("es", "e"), ("s", "")):
         if word.endswith(suffix) and len(word) > len(suffix) + 2:
             return word[: -len(suffix)] + repl

@@ -118,9 +118,8 @@ def export_cohort(wh: Warehouse, out_dir: str | Path, sql: str | None = None, qu
             size = sum(v["bytes"] for v in text.values()) + bound_bytes + len(_manifest_bytes(manifest))
             return ExportSummary(out, len(case_ids), len(manifest["files"]) + 1, size, True, not array_files,
                                  counts, notes, time.perf_counter() - t0)
-        store = wh.arrays if array_files else None
         with ThreadPoolExecutor(max(1, workers)) as pool:  # one task per case; files land in the stage
-            list(pool.map(lambda files: write_case(store, files, stage), plans.values()))
+            list(pool.map(lambda files: write_case(wh, files, stage), plans.values()))
         manifest["files"] = _hash_files(stage)
         (stage / "manifest.json").write_bytes(_manifest_bytes(manifest))
         size = sum(v["bytes"] for v in manifest["files"].values()) + (stage / "manifest.json").stat().st_size
@@ -196,7 +195,7 @@ def _plan_arrays(wh: Warehouse, case_ids: list[str], keys: dict[str, str], image
     if not images and not masks:
         return {}, []
     try:
-        store = wh.arrays
+        wh.arrays  # noqa: B018 -- opened here (not in the writer threads), so a missing store says so first
     except ArrayNotFoundError as e:
         raise ExportError("this warehouse holds no arrays: images and masks cannot be exported",
                           hint="export the tables only (no --images, --masks)") from e
@@ -204,20 +203,19 @@ def _plan_arrays(wh: Warehouse, case_ids: list[str], keys: dict[str, str], image
         raise ExportError(f"regions {masks} would share a mask file name", hint="export them one at a time")
     plans, notes = {}, []
     for c in case_ids:
-        plans[c], more = plan_case(store, c, keys[c], bundle_tables.safe_name, image=images, masks=masks,
+        plans[c], more = plan_case(wh, c, keys[c], bundle_tables.safe_name, image=images, masks=masks,
                                    crop=crop, margin_mm=margin_mm)
         notes += more
     return plans, notes
 
 
 def _hash_files(folder: Path) -> dict[str, dict]:
+    """Bytes and sha256 of every file under `folder`, by path relative to it."""
     out = {}
     for p in sorted(x for x in folder.rglob("*") if x.is_file()):
-        h = hashlib.sha256()
         with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):  # noqa: B023
-                h.update(block)
-        out[p.relative_to(folder).as_posix()] = {"bytes": p.stat().st_size, "sha256": h.hexdigest()}
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        out[p.relative_to(folder).as_posix()] = {"bytes": p.stat().st_size, "sha256": digest}
     return out
 
 

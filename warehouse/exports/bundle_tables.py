@@ -9,20 +9,18 @@ from __future__ import annotations
 import csv
 import json
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse.core import schema
 from warehouse.core.anatomy import anatomy
 from warehouse.core.release_format import CT_RATE_FILES, LICENCES, NOT_GIVEN
-from warehouse.store.layout import TABLES_DIR
+from warehouse.exports.radgenome_csv import export_release
 
 if TYPE_CHECKING:
     from warehouse.api import Warehouse
@@ -48,11 +46,11 @@ def write_text_files(wh: Warehouse, stage: Path, case_ids: list[str], keys: Mapp
                      plans: Mapping[str, list[ArrayFile]], crop: str | None, masks: list[str]) -> dict[str, int]:
     """Tables, reports.csv, datalist.json and radgenome/ under `stage`; returns rows per table."""
     counts = write_tables(wh, stage / "tables", case_ids)
-    reports = pq.read_table(stage / "tables" / "reports.parquet").to_pylist()
+    reports = wh.table("reports", case_ids).to_pylist()
     write_reports_csv(stage / "reports.csv", reports)
     datalist = build_datalist(wh, case_ids, plans, crop, masks, {r["case_id"]: r for r in reports})
     (stage / "datalist.json").write_text(json.dumps(datalist, indent=2, ensure_ascii=False) + "\n")
-    write_release_csvs(stage / "tables", stage / "radgenome", wh.snapshot_id)
+    export_release(wh, stage / "radgenome", case_ids, released_only=False)  # derived rows too: a cohort's own
     return counts
 
 
@@ -73,12 +71,10 @@ def write_readme(path: Path, snapshot_id: str, query: str, cases: int, licences:
 def write_tables(wh: Warehouse, folder: Path, case_ids: list[str]) -> dict[str, int]:
     """Every table as Parquet and CSV: the cohort's rows (reference tables whole), in the snapshot's order."""
     folder.mkdir(parents=True, exist_ok=True)
-    wanted = pa.array(case_ids, pa.string())
     counts = {}
-    for name, table_schema in schema.TABLES.items():
-        t = pq.read_table(wh.path / TABLES_DIR / f"{name}.parquet", schema=table_schema)
-        if name not in schema.REFERENCE_TABLES:  # written whole: they give ids and terms their meaning
-            t = t.filter(pc.is_in(t["case_id"], value_set=wanted))
+    for name in schema.TABLES:
+        # reference tables are written whole: they give ids and terms their meaning
+        t = wh.table(name, None if name in schema.REFERENCE_TABLES else case_ids)
         pq.write_table(t, folder / f"{name}.parquet", compression="zstd")
         _frame_for_csv(t).write_csv(folder / f"{name}.csv")
         counts[name] = t.num_rows
@@ -100,19 +96,6 @@ def write_reports_csv(path: Path, reports: list[dict]) -> None:
         w.writerow([c for c, _ in REPORT_COLUMNS])
         for r in reports:
             w.writerow([r["case_id"]] + [NOT_GIVEN if r[c] is None else r[c] for _, c in REPORT_COLUMNS[1:]])
-
-
-def write_release_csvs(tables: Path, out: Path, snapshot_id: str) -> dict[str, int]:
-    """The released RadGenome / CT-RATE CSVs of the rows in `tables` (a cohort's), under `out`."""
-    from warehouse.exports.radgenome_csv import export_release
-
-    with tempfile.TemporaryDirectory(prefix=".radgenome-release-") as tmp:
-        # export_release reads a warehouse root: present the cohort's tables as a one-snapshot root.
-        snap = Path(tmp) / "snapshots" / "00001-00000000"
-        snap.mkdir(parents=True)
-        (snap / TABLES_DIR).symlink_to(tables.resolve(), target_is_directory=True)
-        (snap / "manifest.json").write_text(json.dumps({"snapshot_id": snapshot_id}))
-        return export_release(tmp, out, released_only=False)
 
 
 def region_texts(wh: Warehouse, case_ids: Sequence[str], region: str | None) -> dict[str, str]:

@@ -22,7 +22,7 @@ from warehouse.core.errors import ArrayNotFoundError, WarehouseError
 from warehouse.core.grid import margin_box, shift_affine
 
 if TYPE_CHECKING:
-    from warehouse.store.arrays import ArrayStore
+    from warehouse.api import Warehouse
 
 HEADER_BYTES = 352  # NIfTI-1 single file: header plus the 4-byte extension flag
 
@@ -99,11 +99,10 @@ class ArrayFile:
         return nifti_bytes_bound(self.shape, np.int16 if self.kind == "image" else np.uint8)
 
 
-
-
-def plan_case(store: ArrayStore, case_id: str, key: str, mask_name: Callable[[str], str], *, image: bool,
+def plan_case(wh: Warehouse, case_id: str, key: str, mask_name: Callable[[str], str], *, image: bool,
               masks: Sequence[str], crop: str | None, margin_mm: float) -> tuple[list[ArrayFile], list[str]]:
     """The NIfTI files one case contributes, and notes on what it cannot give (no image, no such mask)."""
+    store = wh.arrays
     try:
         shape, affine = store.grid(case_id)
     except ArrayNotFoundError:
@@ -134,10 +133,11 @@ def plan_case(store: ArrayStore, case_id: str, key: str, mask_name: Callable[[st
     return files, notes
 
 
-def write_case(store: ArrayStore, files: Sequence[ArrayFile], folder: Path) -> int:
+def write_case(wh: Warehouse, files: Sequence[ArrayFile], folder: Path) -> int:
     """Read one case's arrays (crops straight from the store) and write its NIfTI files; returns bytes."""
     if not files:
         return 0
+    store = wh.arrays
     case_id, box, crop = files[0].case_id, files[0].box, files[0].crop
     shape, affine = store.grid(case_id)
     out_affine = shift_affine(affine, box[0])

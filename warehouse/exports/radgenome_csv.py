@@ -14,20 +14,25 @@ Output layout (the release layouts, so the folder can be ingested again)::
     OUT/ct_rate/dataset/radiology_text_reports/{train,validation}_reports.csv
     OUT/ct_rate/dataset/metadata/{train,validation}_metadata.csv
     OUT/ct_rate/dataset/multi_abnormality_labels/{train,valid}_predicted_labels.csv
+
+Each file is one SQL query through the `Warehouse` (filters, joins, grouping and order in
+DuckDB); Python only writes the rows. Rows are in the order of the tables' Parquet copies
+within each case (`schema.sort_key`, nulls first), so an export is the same file every time.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections import defaultdict
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from warehouse.api import Warehouse
 from warehouse.core.release_format import (
     CT_RATE_FILES,
     NOT_GIVEN,
@@ -35,120 +40,167 @@ from warehouse.core.release_format import (
     REGION_FILE,
     REGION_FILES_EXTRACTOR,
     RELEASED_SOURCES,
+    ReleasedFile,
 )
 from warehouse.core.schema import CT_RATE_LABELS
-from warehouse.store.snapshot import Snapshot, open_snapshot
+
+CT_RATE_REPORT_SOURCE = "ct_rate"  # reports.source of CT-RATE's report files
 
 
-def _split(case_id: str, splits: dict[str, str]) -> str:
-    return splits.get(case_id) or ("validation" if case_id.startswith("valid") else "train")
-
-
-def _write(path: Path, header: list[str], rows: Iterable[list]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        for row in rows:
-            w.writerow(["" if v is None else v for v in row])
-            n += 1
-    return n
-
-
-def _read(snap: Snapshot, table: str, columns: list[str], cases: set[str] | None) -> list[dict]:
-    t = pq.read_table(snap.table_path(table), columns=columns)
-    if cases is not None:
-        t = t.filter(pc.is_in(t["case_id"], value_set=pa.array(sorted(cases), pa.string())))
-    return t.to_pylist()
-
-
-def _by_split_and_order(rows: list[dict], splits: dict[str, str], *order: str) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for r in sorted(rows, key=lambda r: tuple((r[k] is not None, r[k]) for k in ("case_id", *order))):
-        out[_split(r["case_id"], splits)].append(r)
-    return out
-
-
-def export_release(root: Path | str, out_dir: Path | str, snapshot: str | None = None,
-                   cases: Iterable[str] | None = None, *, released_only: bool = True) -> dict[str, int]:
+def export_release(wh: Warehouse | str | Path, out_dir: Path | str, cases: Iterable[str] | None = None, *,
+                   released_only: bool = True) -> dict[str, int]:
     """Write the snapshot's rows (of `cases` only, if given) as the released CSVs under `out_dir`.
 
     `released_only` (the default) writes the rows the releases gave, so an imported release comes
     back as it was; False adds the rows the build derived (structured reports, their findings'
     labels and disorders, generated VQA), as a cohort of new CTs needs.
+    `wh` may be a root, read at its latest snapshot (for notebooks and older callers).
     Returns {path relative to `out_dir`: data rows}; files with no rows are not written.
     """
-    snap, out = open_snapshot(root, snapshot), Path(out_dir)
-    only = None if cases is None else set(cases)
-    cases = _read(snap, "cases", ["case_id", "split", "metadata_json"], only)
-    splits = {c["case_id"]: c["split"] for c in cases if c["split"]}
+    if not isinstance(wh, Warehouse):
+        with Warehouse.open(wh) as opened:
+            return export_release(opened, out_dir, cases, released_only=released_only)
+    ids = None if cases is None else sorted(set(cases))
+    if ids == []:
+        return {}
+    out, q = Path(out_dir), _Queries(ids, released_only)
     written: dict[str, int] = {}
+    for rel, header, rows in _files(wh, q):
+        n = _write(out / rel, header, rows)
+        if n:
+            written[rel] = n
+    return dict(sorted(written.items()))
 
-    def keep(rows: list[dict], column: str) -> list[dict]:
-        return [r for r in rows if r[column] in RELEASED_SOURCES] if released_only else rows
 
-    def emit(rel: str, header: list[str], rows: Iterable[list]) -> None:
-        rows = list(rows)
-        if rows:
-            written[rel] = _write(out / rel, header, rows)
+class _Queries:
+    """The SQL pieces every file shares: the case filter, the released-rows filter and each case's split."""
 
-    # RadGenome: sentences (region reports and validation region files)
-    sentences = keep(_read(snap, "sentences", ["case_id", "anatomy_path", "text", "ordinal", "extractor"], only),
-                     "extractor")
-    regions = [s for s in sentences if s["extractor"] == REGION_FILES_EXTRACTOR]
-    report = [s for s in sentences if s["extractor"] != REGION_FILES_EXTRACTOR]
+    def __init__(self, ids: list[str] | None, released_only: bool) -> None:
+        self.params: dict[str, Any] = {}
+        if ids is not None:
+            self.params["ids"] = ids
+        self.released_only = released_only
+        if released_only:
+            self.params["released"] = sorted(RELEASED_SOURCES)
+
+    def where(self, *conditions: str, by: str | None = None) -> str:
+        """WHERE clause of `conditions`, the case filter and, with `by`, the released rows' filter."""
+        parts = list(conditions)
+        if "ids" in self.params:
+            parts.append("case_id IN (SELECT unnest($ids))")
+        if by is not None and self.released_only:
+            parts.append(f"{by} IN (SELECT unnest($released))")  # NULL is no released source
+        return ("WHERE " + " AND ".join(parts)) if parts else ""
+
+    def with_split(self, rows: str, columns: str, order: str) -> str:
+        """`columns` of the query `rows`, each row with `_train`, ordered by `order`.
+
+        A case's split is its `cases.split`, else its name's (`valid_...` is validation), as the
+        release's file names give it."""
+        return f"""
+            WITH picked AS ({rows}),
+                 splits AS (SELECT case_id, max(nullif(split, '')) AS split FROM cases
+                            {self.where()} GROUP BY case_id)
+            SELECT coalesce(s.split, CASE WHEN starts_with(picked.case_id, 'valid') THEN 'validation'
+                                          ELSE 'train' END) = 'train' AS _train, {columns}
+            FROM picked LEFT JOIN splits AS s ON s.case_id = picked.case_id
+            ORDER BY {order}"""
+
+
+def _files(wh: Warehouse, q: _Queries) -> Iterator[tuple[str, list[str], Sequence[Sequence]]]:
+    """(path, header, rows) of every file the export may write, in turn (one query each)."""
+    regions = {"regions": REGION_FILES_EXTRACTOR}
+    # RadGenome: region reports (the sentences not from the validation region files)
     spec = RADGENOME_FILES["region_report"]
-    for split, rows in _by_split_and_order(report, splits, "ordinal").items():
-        emit(f"dataset/{spec.folder}/{spec.file_name(split)}", spec.header,
-             ([r[c] for _, c in spec.columns] for r in rows))
-    by_top: dict[str, list[dict]] = defaultdict(list)
-    for r in sorted(regions, key=lambda r: (r["case_id"], r["ordinal"])):
-        by_top[(r["anatomy_path"] or "").split("/")[0]].append(r)
-    for top, rows in sorted(by_top.items()):
-        emit(f"{REGION_FILE.folder}/{top}.csv", REGION_FILE.header, ([r[c] for _, c in REGION_FILE.columns]
-                                                                    for r in rows))
+    rows = f"SELECT * FROM sentences {q.where('extractor IS DISTINCT FROM $regions', by='extractor')}"
+    order = "picked.case_id, picked.ordinal NULLS FIRST, picked.sentence_id"
+    yield from _by_split(_arrow(wh, q.with_split(rows, _columns(spec, "picked"), order), q.params | regions),
+                         spec, "dataset")
 
-    # RadGenome: VQA files and case disorders
-    vqa = keep(_read(snap, "vqa", ["case_id", "type", "anatomy_path", "term", "answer", "ordinal", "extractor"],
-                     only), "extractor")
-    by_type: dict[str, list[dict]] = defaultdict(list)
-    for r in vqa:
-        by_type[r["type"]].append(r)
-    labels = keep(_read(snap, "case_labels", ["case_id", "kind", "label", "value", "ordinal", "source"], only),
-                  "source")
-    have = {r["case_id"] for r in by_type["disorders"]}
-    rejoined: dict[str, list[str]] = defaultdict(list)
-    for r in sorted((r for r in labels if r["kind"] == "disorder" and r["case_id"] not in have),
-                    key=lambda r: (r["case_id"], r["ordinal"])):
-        rejoined[r["case_id"]].append(r["label"])
-    by_type["disorders"] += [{"case_id": c, "answer": ", ".join(t), "ordinal": 0} for c, t in rejoined.items()]
+    # RadGenome: validation region files, one per top-level region
+    t = _arrow(wh, f"""SELECT split_part(coalesce(anatomy_path, ''), '/', 1) AS _top, {_columns(REGION_FILE)}
+                         FROM sentences {q.where('extractor = $regions')}
+                         ORDER BY case_id, ordinal NULLS FIRST, sentence_id""", q.params | regions)
+    for top in sorted(t["_top"].unique().to_pylist()):
+        yield f"{REGION_FILE.folder}/{top}.csv", REGION_FILE.header, _pylist_rows(
+            t.filter(pc.equal(t["_top"], top)).drop_columns(["_top"]))
+
+    # RadGenome: VQA files; a case with no disorders row gets its disorder labels, joined as released
+    order = "picked.case_id, picked.ordinal NULLS FIRST, picked.vqa_id NULLS FIRST"
     for spec in RADGENOME_FILES.values():
         if spec.vqa_type is None:
             continue
-        for split, rows in _by_split_and_order(by_type[spec.vqa_type], splits, "ordinal").items():
-            emit(f"dataset/{spec.folder}/{spec.file_name(split)}", spec.header,
-                 ([r[c] for _, c in spec.columns] for r in rows))
+        rows = f"""SELECT case_id, anatomy_path, term, answer, ordinal, vqa_id FROM vqa
+                   {q.where('type = $type', by='extractor')}"""
+        if spec.vqa_type == "disorders":
+            labels = q.where("kind = 'disorder'", by="source")
+            rows += f""" UNION ALL
+                SELECT case_id, NULL, NULL, string_agg(label, ', ' ORDER BY ordinal NULLS FIRST, label), 0, NULL
+                FROM case_labels {labels} AND case_id NOT IN (SELECT case_id FROM ({rows}))
+                GROUP BY case_id"""
+        t = _arrow(wh, q.with_split(rows, _columns(spec, "picked"), order), q.params | {"type": spec.vqa_type})
+        yield from _by_split(t, spec, "dataset")
 
-    # CT-RATE: reports, metadata (every released column, as released), predicted labels
+    # CT-RATE: reports, empty fields as the release writes them
     spec = CT_RATE_FILES["reports"]
-    reports = _read(snap, "reports", [c for _, c in spec.columns] + ["source"], only)
-    for split, rows in _by_split_and_order([r for r in reports if r["source"] == "ct_rate"], splits).items():
-        emit(f"ct_rate/dataset/{spec.folder}/{spec.file_name(split)}", spec.header,
-             ([r["case_id"]] + [NOT_GIVEN if r[c] is None else r[c] for _, c in spec.columns[1:]] for r in rows))
+    fields = [f'coalesce(picked."{c}", $not_given)' for _, c in spec.columns[1:]]
+    rows = f"SELECT * FROM reports {q.where('source = $report_source')}"
+    order = ", ".join(["picked.case_id", *(f"{f} NULLS FIRST" for f in fields)])
+    t = _arrow(wh, q.with_split(rows, ", ".join(["picked.case_id", *fields]), order),
+               q.params | {"not_given": NOT_GIVEN, "report_source": CT_RATE_REPORT_SOURCE})
+    yield from _by_split(t, spec, "ct_rate/dataset")
+
+    # CT-RATE: metadata, every released column as released (a folder's metadata has no VolumeName)
     spec = CT_RATE_FILES["metadata"]
-    meta = [{"case_id": c["case_id"], **m} for c in cases if c["metadata_json"]
-            for m in [json.loads(c["metadata_json"])] if "VolumeName" in m]  # CT-RATE's columns, not a folder's
-    header = list(dict.fromkeys(k for m in meta for k in m if k != "case_id"))
-    for split, rows in _by_split_and_order(meta, splits).items():
-        emit(f"ct_rate/dataset/{spec.folder}/{spec.file_name(split)}", header, ([r.get(k) for k in header]
-                                                                               for r in rows))
+    rows = f"SELECT case_id, metadata_json FROM cases {q.where('metadata_json IS NOT NULL')}"
+    t = _arrow(wh, q.with_split(rows, "picked.case_id, picked.metadata_json", "picked.case_id"), q.params)
+    meta = [(train, m) for train, text in zip(t["_train"].to_pylist(), t["metadata_json"].to_pylist(), strict=True)
+            if text for m in [json.loads(text)] if "VolumeName" in m]
+    header = list(dict.fromkeys(k for _, m in meta for k in m if k != "case_id"))  # first seen, case order
+    for split in ("train", "validation"):
+        yield (f"ct_rate/dataset/{spec.folder}/{spec.file_name(split)}", header,
+               [[m.get(k) for k in header] for train, m in meta if train == (split == "train")])
+
+    # CT-RATE: predicted labels, a column per class (a class given twice: its row of the highest ordinal)
     spec = CT_RATE_FILES["predicted_labels"]
-    wide: dict[str, dict[str, int]] = defaultdict(dict)
-    for r in labels:
-        if r["kind"] == "ct_rate":
-            wide[r["case_id"]][r["label"]] = r["value"]
-    for split, rows in _by_split_and_order([{"case_id": c, **v} for c, v in wide.items()], splits).items():
-        emit(f"ct_rate/dataset/{spec.folder}/{spec.file_name(split)}", spec.header,
-             ([r["case_id"]] + [r.get(name) for name in CT_RATE_LABELS] for r in rows))
-    return dict(sorted(written.items()))
+    classes = {f"l{i}": name for i, name in enumerate(CT_RATE_LABELS)}
+    wide = ", ".join(f"last(value ORDER BY ordinal NULLS FIRST) FILTER (WHERE label = ${p}) AS {p}" for p in classes)
+    rows = f"SELECT case_id, {wide} FROM case_labels {q.where('kind = $kind', by='source')} GROUP BY case_id"
+    columns = ", ".join(["picked.case_id", *(f"picked.{p}" for p in classes)])
+    t = _arrow(wh, q.with_split(rows, columns, "picked.case_id"), q.params | classes | {"kind": "ct_rate"})
+    yield from _by_split(t, spec, "ct_rate/dataset")
+
+
+def _arrow(wh: Warehouse, sql: str, params: dict[str, Any]) -> pa.Table:
+    """`wh.arrow` with the parameters `sql` names (DuckDB refuses any other)."""
+    return wh.arrow(sql, {k: v for k, v in params.items() if k in set(re.findall(r"\$(\w+)", sql))})
+
+
+def _columns(spec: ReleasedFile, table: str | None = None) -> str:
+    """The warehouse columns of a released file, in file order."""
+    prefix = f"{table}." if table else ""
+    return ", ".join(f'{prefix}"{c}"' for _, c in spec.columns)
+
+
+def _by_split(t: pa.Table, spec: ReleasedFile, folder: str) -> Iterator[tuple[str, list[str], Sequence[Sequence]]]:
+    """The train and validation files of `spec` from rows with `_train` first."""
+    for split in ("train", "validation"):
+        part = t.filter(pc.equal(t["_train"], split == "train")).drop_columns(["_train"])
+        yield f"{folder}/{spec.folder}/{spec.file_name(split)}", spec.header, _pylist_rows(part)
+
+
+def _pylist_rows(t: pa.Table) -> list[tuple]:
+    """Rows as tuples of Python values, converted a column at a time."""
+    return list(zip(*(c.to_pylist() for c in t.columns), strict=True))
+
+
+def _write(path: Path, header: list[str], rows: Sequence[Sequence]) -> int:
+    """Write the CSV (None as empty) when there is a row; returns the rows written."""
+    if not rows:
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+    return len(rows)
