@@ -73,13 +73,15 @@ def show_stage(tmp: Path) -> list:
 
     from ingest.runner import build
     from ingest.sources.folder import FolderSource
+    from warehouse import Warehouse
     from warehouse.viewer import render_case
 
     images = image_folder(DATA, tmp / "show", names=("chest_cta",))
     build(FolderSource(images, None, ["builtin"]), tmp / "wh", runner="local", progress=False)
     rows: list = []
     with timed(rows, "chest_cta.nii.gz", "show (1800x640 PNG)"):
-        render_case(tmp / "wh", "chest_cta.nii.gz", region="lung", out=tmp / "case.png")
+        with Warehouse.open(tmp / "wh") as wh:
+            render_case(wh, "chest_cta.nii.gz", region="lung", out=tmp / "case.png")
     return rows
 
 

@@ -88,7 +88,8 @@ def test_the_cli_exports_the_snapshot_asked_for(release, tmp_path):
     result = CliRunner().invoke(app, ["export-release", str(tmp_path / "cli"), "-w", str(release),
                                       "--snapshot", snapshot])
     assert result.exit_code == 0, result.output
-    written = export_release(release, tmp_path / "root")  # a root: its latest snapshot
+    with Warehouse.open(release) as wh:
+        written = export_release(wh, tmp_path / "root")
     assert f"{sum(written.values()):,} rows" in result.output
     for rel in written:
         assert (tmp_path / "cli" / rel).read_bytes() == (tmp_path / "root" / rel).read_bytes(), rel

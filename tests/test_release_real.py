@@ -13,6 +13,7 @@ import pytest
 
 from ingest.runner import build
 from ingest.sources.radgenome import RadGenomeSource
+from warehouse import Warehouse
 from warehouse.core.anatomy import anatomy
 from warehouse.exports import export_release
 from warehouse.store.snapshot import open_snapshot
@@ -71,7 +72,8 @@ def test_every_anatomy_path_resolves(real, shared_data):
 
 def test_the_export_equals_the_input_as_multisets_of_rows(real):
     root, _, snap, links = real
-    written = export_release(root / "wh", root / "out")
+    with Warehouse.open(root / "wh") as wh:
+        written = export_release(wh, root / "out")
     inputs = {f"dataset/radgenome_files/{f.name}": f for f in links[root / "release/dataset/radgenome_files"]}
     inputs |= {f"radgenome_validation_regions/{f.name}": f
                for f in links[root / "release/radgenome_validation_regions"]}

@@ -68,7 +68,7 @@ def test_derived_labels_only_where_the_release_has_none(wh):
 def test_the_release_export_leaves_derived_rows_out(wh, tmp_path):
     from warehouse.exports import export_release
 
-    written = export_release(wh.root, tmp_path)
+    written = export_release(wh, tmp_path)
     assert not [p for p in written if "region_report" in p or "case_disorders" in p]
     with open(tmp_path / "ct_rate/dataset/multi_abnormality_labels/valid_predicted_labels.csv") as f:
         assert [r["VolumeName"] for r in csv.DictReader(f)] == [PREDICTED]

@@ -17,8 +17,6 @@ Everything is read through the `Warehouse`: voxels from `wh.arrays`, sentences w
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,37 +92,17 @@ def _sentences(wh: Warehouse, case_id: str, region: Region | None) -> list[str]:
     return list(dict.fromkeys(f"[{path or 'report'}] {text}" for path, text in rows))
 
 
-@contextmanager
-def _opened(wh: Warehouse | str | Path, snapshot_id: str | None) -> Iterator[Warehouse]:
-    """`wh` itself, or the root's snapshot opened (and closed after)."""
-    if isinstance(wh, Warehouse):
-        if snapshot_id not in (None, wh.snapshot_id):
-            raise ValueError(f"snapshot_id {snapshot_id!r} differs from the warehouse's {wh.snapshot_id!r}")
-        yield wh
-        return
-    with Warehouse.open(wh, snapshot_id) as opened:
-        yield opened
-
-
-def render_case(wh: Warehouse | str | Path, case_id: str, *, region: str | None = None, out: Path | str = "case.png",
-                snapshot_id: str | None = None, mask_source: str | None = None, width: int = 1800,
-                height: int = 640, dpi: int = 100) -> Path:
+def render_case(wh: Warehouse, case_id: str, *, region: str | None = None, out: Path | str = "case.png",
+                mask_source: str | None = None, width: int = 1800, height: int = 640, dpi: int = 100) -> Path:
     """Render the case to a PNG of exactly `width` x `height` pixels; returns its path.
 
     `mask_source` draws only one provider's masks (builtin, totalsegmentator, monai, ...).
-    `wh` may be a root, read at snapshot `snapshot_id` (default: latest), as the CLI gives it.
     """
-    with _opened(wh, snapshot_id) as opened:
-        return _render(opened, case_id, region=region, out=Path(out), mask_source=mask_source, width=width,
-                       height=height, dpi=dpi)
-
-
-def _render(wh: Warehouse, case_id: str, *, region: str | None, out: Path, mask_source: str | None, width: int,
-            height: int, dpi: int) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+    out = Path(out)
     store = wh.arrays
     reg = anatomy().resolve(region) if region else None
     if store.has_image(case_id):

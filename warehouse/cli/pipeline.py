@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from warehouse.cli._output import RunnerOpt, WarehouseOpt, check_runner, find_snapshot, run_build
+from warehouse.cli._output import RunnerOpt, WarehouseOpt, check_runner, open_warehouse, run_build
 
 
 def register(app: typer.Typer) -> None:
@@ -27,9 +27,9 @@ def register(app: typer.Typer) -> None:
         """Render axial, coronal and sagittal slices with the region masks and the region's sentences."""
         from warehouse.viewer import render_case
 
-        find_snapshot(warehouse, snapshot)  # a root with no snapshot, or a staged build only, says so first
-        out = render_case(warehouse, case, region=region, out=output, snapshot_id=snapshot,
-                          mask_source=mask_source, width=width, height=height)
+        with open_warehouse(warehouse, snapshot) as wh:
+            out = render_case(wh, case, region=region, out=output, mask_source=mask_source, width=width,
+                              height=height)
         typer.echo(f"wrote {out} ({width}x{height})")
 
 

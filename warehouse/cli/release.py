@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from warehouse.cli._output import RunnerOpt, WarehouseOpt, check_runner, find_snapshot, open_warehouse, run_build
+from warehouse.cli._output import RunnerOpt, WarehouseOpt, check_runner, open_warehouse, run_build
 
 if TYPE_CHECKING:
     from ingest.sources.radgenome import RadGenomeSource
@@ -23,8 +23,8 @@ def register(app: typer.Typer) -> None:
         """Write the warehouse's rows back as the released RadGenome-ChestCT and CT-RATE CSVs."""
         from warehouse.exports import export_release as run
 
-        find_snapshot(warehouse, snapshot)  # a root with no snapshot, or a staged build only, says so first
-        written = run(open_warehouse(warehouse, snapshot), out_dir)
+        with open_warehouse(warehouse, snapshot) as wh:
+            written = run(wh, out_dir)
         for rel, n in written.items():
             typer.echo(f"{n:>10,}  {out_dir / rel}")
         typer.echo(f"{len(written)} files, {sum(written.values()):,} rows")

@@ -47,19 +47,15 @@ from warehouse.core.schema import CT_RATE_LABELS
 CT_RATE_REPORT_SOURCE = "ct_rate"  # reports.source of CT-RATE's report files
 
 
-def export_release(wh: Warehouse | str | Path, out_dir: Path | str, cases: Iterable[str] | None = None, *,
+def export_release(wh: Warehouse, out_dir: Path | str, cases: Iterable[str] | None = None, *,
                    released_only: bool = True) -> dict[str, int]:
     """Write the snapshot's rows (of `cases` only, if given) as the released CSVs under `out_dir`.
 
     `released_only` (the default) writes the rows the releases gave, so an imported release comes
     back as it was; False adds the rows the build derived (structured reports, their findings'
     labels and disorders, generated VQA), as a cohort of new CTs needs.
-    `wh` may be a root, read at its latest snapshot (for notebooks and older callers).
     Returns {path relative to `out_dir`: data rows}; files with no rows are not written.
     """
-    if not isinstance(wh, Warehouse):
-        with Warehouse.open(wh) as opened:
-            return export_release(opened, out_dir, cases, released_only=released_only)
     ids = None if cases is None else sorted(set(cases))
     if ids == []:
         return {}
