@@ -17,7 +17,7 @@ from warehouse.core import schema
 from warehouse.core.errors import QueryLimitWarning, QueryRefusedError
 from warehouse.engine import Engine
 from warehouse.store.arrays import ArrayStore
-from warehouse.store.snapshot import Snapshot, list_snapshots, open_snapshot
+from warehouse.store.snapshot import Snapshot, list_snapshots, list_staged, open_snapshot
 
 
 class Warehouse:
@@ -59,12 +59,17 @@ class Warehouse:
         return list_snapshots(self.root)
 
     def info(self) -> dict:
-        """Snapshot id, row counts, sources and inputs, as recorded in the manifest."""
+        """Snapshot id, row counts, sources and inputs, as recorded in the manifest, and the root's
+        builds staged but not yet published (``staged``, only where there are some)."""
         m = self.manifest
         sources = self.sql("SELECT source, count(*) AS cases FROM cases GROUP BY source ORDER BY source")
-        return {"snapshot_id": self.snapshot_id, "path": str(self.path), "created": m.get("created"),
-                "row_counts": m.get("row_counts", {}), "sources": dict(sources.iter_rows()),
-                "inputs": len(m.get("inputs", [])), "base_snapshot": m.get("base_snapshot")}
+        out = {"snapshot_id": self.snapshot_id, "path": str(self.path), "created": m.get("created"),
+               "row_counts": m.get("row_counts", {}), "sources": dict(sources.iter_rows()),
+               "inputs": len(m.get("inputs", [])), "base_snapshot": m.get("base_snapshot")}
+        if staged := list_staged(self.root):
+            out["staged"] = [{"path": str(b.path), "cases_saved": b.cases,
+                              "note": f"{b}: re-run its command to finish it"} for b in staged]
+        return out
 
     # -- SQL -------------------------------------------------------------------------------------
     def sql(self, query: str, params: Mapping[str, Any] | None = None, *,
@@ -142,6 +147,7 @@ class Warehouse:
         return self.arrays.region_crop(case_id, region, margin_mm=margin_mm)
 
     def close(self) -> None:
+        """Close the SQL engine (the array store holds no open files)."""
         self._engine.close()
 
     def __enter__(self) -> Warehouse:

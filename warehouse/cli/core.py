@@ -91,15 +91,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def info(warehouse: WarehouseOpt, snapshot: Annotated[str | None, typer.Option()] = None) -> None:
         """The snapshot, its row counts and sources, and a build staged but not yet published."""
-        from warehouse.store.snapshot import list_staged
-
         with open_warehouse(warehouse, snapshot) as wh:
-            out = wh.info()
-        staged = list_staged(warehouse)
-        if staged:
-            out["staged"] = [{"path": str(b.path), "cases_saved": b.cases,
-                              "note": f"{b}: re-run its command to finish it"} for b in staged]
-        typer.echo(json.dumps(out, indent=2))
+            typer.echo(json.dumps(wh.info(), indent=2))
 
     @app.command()
     def snapshots(warehouse: WarehouseOpt) -> None:
