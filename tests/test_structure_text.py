@@ -9,12 +9,20 @@ from ingest.structure.text import PhraseMatcher, norm_phrase, stem, tokenize
 
 
 @pytest.mark.parametrize(("word", "folded"), [
-    ("nodules", "nodule"), ("densities", "density"), ("opacities", "opacity"), ("ribs", "rib"),
-    ("bronchiectasis", "bronchiectasis"), ("mass", "mass"), ("emphysematous", "emphysematous"),
-    ("thrombus", "thrombus"), ("diagnosis", "diagnosis"), ("is", "is"), ("has", "has"), ("glass", "glass"),
+    ("nodules", "nodule"), ("densities", "density"), ("opacities", "opacity"), ("ribs", "rib"), ("masses", "mass"),
+    ("mass", "mass"), ("emphysematous", "emphysematous"), ("thrombus", "thrombus"), ("pelvis", "pelvis"),
+    ("is", "is"), ("has", "has"), ("glass", "glass"),
 ])
 def test_stem_folds_plurals_only(word, folded):
     assert stem(word) == folded
+
+
+@pytest.mark.parametrize(("singular", "plural"), [
+    ("metastasis", "metastases"), ("bronchiectasis", "bronchiectases"), ("diagnosis", "diagnoses"),
+    ("disease", "diseases"), ("abscess", "abscesses"), ("opacity", "opacities"), ("node", "nodes"),
+])
+def test_a_plural_meets_its_singular(singular, plural):
+    assert stem(singular) == stem(plural)
 
 
 def test_tokens_keep_their_spans_and_fold_case_hyphens_and_plurals():

@@ -15,20 +15,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Generic, TypeVar
 
+from warehouse.core.terms import fold_plural
+
 T = TypeVar("T")
 
 _WORD = re.compile(r"[^\W_]+(?:\.[0-9]+)?|\?")
-_KEEP_S = ("ss", "is", "us", "ous", "sis")
 
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """Fold plurals: nodules -> nodule, densities -> density, bronchiectasis stays."""
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith(_KEEP_S):
-        return word[:-1]
-    return word
+    """Fold plurals: nodules -> nodule, densities -> density (`warehouse.core.terms.fold_plural`,
+    the vocabulary's own rule, so text and terms meet on the same keys)."""
+    return fold_plural(word)
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,20 +84,27 @@ def term_entries() -> dict[str, TermEntry]:
             for name, e in vocabulary_data()["term"].items()}
 
 
-def _singular(word: str) -> str:
-    """A plural folded the way report text folds them when matching ("opacities" -> "opacity")."""
-    if word.endswith(("is", "us", "ss")):  # diagnosis, bronchiectasis, mass: already singular
+def fold_plural(word: str) -> str:
+    """A lower-case word with its plural folded, the one rule for report text and the vocabulary
+    alike (a key for matching, not a spelling to show): opacities -> opacity, nodules -> nodule,
+    masses -> mass; Greek plurals meet their singulars on one key (metastases and metastasis ->
+    metastase, like disease and diseases); words of three letters and those ending in -ss, -us or
+    -is other than -sis are kept."""
+    if len(word) <= 3:
         return word
-    if word.endswith("sses"):  # masses, abscesses: before "-ses" -> "-sis" (diagnoses)
+    if word.endswith("sis"):  # metastasis, atelectasis: the key of their -ses plurals
+        return word[:-2] + "e" if len(word) > 5 else word
+    if word.endswith(("ss", "us", "is")):  # mass, fibrous, pelvis
+        return word
+    if word.endswith("sses"):  # masses, abscesses
         return word[:-2]
-    for suffix, repl in (("ies", "y"), ("ses", "sis"), ("es", "e"), ("s", "")):
-        if word.endswith(suffix) and len(word) > len(suffix) + 2:
-            return word[: -len(suffix)] + repl
-    return word
+    if word.endswith("ies") and len(word) > 4:  # opacities
+        return word[:-3] + "y"
+    return word[:-1] if word.endswith("s") else word
 
 
 def _key(text: str) -> str:
-    return " ".join(_singular(w) for w in re.findall(r"[\w-]+", text.lower()))
+    return " ".join(fold_plural(w) for w in re.findall(r"[\w-]+", text.lower()))
 
 
 @cache
