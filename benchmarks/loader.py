@@ -13,8 +13,12 @@ imported with ``radgenome ingest folder``-style ``import:``), on its own grid an
 to RadGenome's grid size (480x480x240; ``--quick`` skips it). Without the shared data the
 synthetic demo (96x96x64) is used. Both pipelines are checked to give identical crops,
 read once to warm the page cache, then timed; prints samples/s and the ratio (goal >= 5x).
+With ``--size X Y Z`` both pipelines also bring every crop to that size (``--resize pad``:
+``RegionDataset(size=..., resize="pad")`` against MONAI's ``ResizeWithPadOrCropd``; ``resample``:
+against ``Resized``), so the timing includes that step; the crops are checked before it.
 
     .venv/bin/python benchmarks/loader.py [--quick] [--cases N] [--workers W] [--passes P]
+                                          [--size X Y Z [--resize pad|resample]]
 """
 
 from __future__ import annotations
@@ -84,15 +88,28 @@ def make_warehouse(tmp: Path, n: int, grid: tuple[int, ...] | None) -> Warehouse
     return Warehouse.open(tmp / "wh")
 
 
-def monai_dataset(bundle: Path, spacing: np.ndarray):
+def monai_dataset(bundle: Path, spacing: np.ndarray, size: tuple[int, ...] | None = None, resize: str = "pad"):
     from monai.data import Dataset, load_decathlon_datalist
-    from monai.transforms import Compose, CropForegroundd, EnsureChannelFirstd, LoadImaged
+    from monai.transforms import (
+        Compose,
+        CropForegroundd,
+        EnsureChannelFirstd,
+        LoadImaged,
+        Resized,
+        ResizeWithPadOrCropd,
+    )
+
+    from warehouse.core.grid import AIR_HU
 
     margin = [math.ceil(MARGIN_MM / s - 1e-9) for s in spacing]  # the warehouse's margin, in voxels
     items = load_decathlon_datalist(bundle / "datalist.json")
-    return Dataset(items, Compose([
-        LoadImaged(["image", "label"]), EnsureChannelFirstd(["image", "label"]),
-        CropForegroundd(["image", "label"], source_key="label", margin=margin, allow_smaller=True)]))
+    steps = [LoadImaged(["image", "label"]), EnsureChannelFirstd(["image", "label"]),
+             CropForegroundd(["image", "label"], source_key="label", margin=margin, allow_smaller=True)]
+    if size is not None and resize == "pad":  # the same work as RegionDataset(size=..., resize="pad")
+        steps += [ResizeWithPadOrCropd("image", size, value=AIR_HU), ResizeWithPadOrCropd("label", size)]
+    elif size is not None:
+        steps.append(Resized(["image", "label"], size, mode=("trilinear", "nearest")))
+    return Dataset(items, Compose(steps))
 
 
 def rate(dataset, passes: int, workers: int) -> float:
@@ -109,7 +126,8 @@ def rate(dataset, passes: int, workers: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def run(label: str, n: int, grid: tuple[int, ...] | None, passes: int, workers: int) -> float:
+def run(label: str, n: int, grid: tuple[int, ...] | None, passes: int, workers: int,
+        size: tuple[int, ...] | None = None, resize: str = "pad") -> float:
     from warehouse.torch import RegionDataset
 
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:
@@ -128,9 +146,14 @@ def run(label: str, n: int, grid: tuple[int, ...] | None, passes: int, workers: 
             and bool((a["mask"] == b["label"].as_tensor()).all())
         if not same:
             raise SystemExit(f"the pipelines disagree: {tuple(a['image'].shape)} vs {tuple(b['image'].shape)}")
+        if size is not None:  # checked on the crops; timed with the resize step
+            ours = RegionDataset(wh, REGION, sql="SELECT case_id FROM cases", margin_mm=MARGIN_MM, size=size,
+                                 resize=resize)
+            theirs = monai_dataset(Path(tmp) / "bundle", spacing, size, resize)
         r_ours, r_monai = rate(ours, passes, workers), rate(theirs, passes, workers)
         shape = tuple(wh.image(case0)[0].shape)
-        print(f"{label:<22} {str(shape):<16} {str(tuple(a['image'].shape[1:])):<16} {len(ours):>5} "
+        crop = tuple(ours[0]["image"].shape[1:])
+        print(f"{label:<22} {str(shape):<16} {str(crop):<16} {len(ours):>5} "
               f"{r_ours:>11.1f} {r_monai:>9.2f} {r_ours / r_monai:>7.1f}x   (build {t_build:.0f} s, "
               f"export {t_export:.0f} s)")
         return r_ours / r_monai
@@ -142,14 +165,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cases", type=int, default=6, help="cases per grid")
     ap.add_argument("--passes", type=int, default=2, help="timed passes over the cases")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers (both pipelines)")
+    ap.add_argument("--size", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"),
+                    help="bring every crop to this size (both pipelines)")
+    ap.add_argument("--resize", choices=("pad", "resample"), default="pad", help="how, with --size")
     args = ap.parse_args(argv)
+    size = tuple(args.size) if args.size else None
     real = CHEST.is_dir()
-    print(f"region {REGION!r}, margin {MARGIN_MM:g} mm, DataLoader workers {args.workers}; "
+    print(f"region {REGION!r}, margin {MARGIN_MM:g} mm, DataLoader workers {args.workers}, "
+          f"size {'as cropped' if size is None else f'{size} by {args.resize}'}; "
           f"{'real chest CTA (shared data)' if real else 'synthetic demo (shared data absent)'}")
     print(f"{'grid':<22} {'volume':<16} {'crop':<16} {'cases':>5} {'warehouse/s':>11} {'MONAI/s':>9} {'ratio':>8}")
-    ratios = [run("native" if real else "demo", args.cases, None, args.passes, args.workers)]
+    ratios = [run("native" if real else "demo", args.cases, None, args.passes, args.workers, size, args.resize)]
     if real and not args.quick:
-        ratios.append(run("RadGenome-size", max(2, args.cases // 2), RADGENOME_GRID, args.passes, args.workers))
+        ratios.append(run("RadGenome-size", max(2, args.cases // 2), RADGENOME_GRID, args.passes, args.workers,
+                          size, args.resize))
     print(f"goal: >= 5x samples per second; smallest ratio {min(ratios):.1f}x -> "
           f"{'met' if min(ratios) >= 5 else 'NOT met'}")
 

@@ -216,6 +216,19 @@ def read_ct(path: Path | str) -> CTImage:
 
 
 # -- DICOM ---------------------------------------------------------------------------------------
+# Assembled here with pydicom, not with MONAI's `monai.data.PydicomReader` (MONAI 1.6.1, evaluated for
+# issue #15 on series written by tests/_folder_data.write_dicom_series). On a complete, well-ordered
+# series it agrees exactly: same HU (per-slice RescaleSlope/Intercept applied, also when slices differ),
+# the same RAS affine (|diff| 0 after to_lps), and non-DICOM files skipped (with a warning). But:
+# * it sorts slices by InstanceNumber, not by position: with InstanceNumbers rotated by n/2 (positions
+#   right) it silently returned a mis-stacked volume whose affine was off by 82.5 mm;
+# * it checks neither gaps nor repeats: a missing slice gave 11 slices on a 2.2 mm step (truly 2 mm
+#   with a 4 mm gap), a duplicated file 13 slices on 1.83 mm, no error or warning; a 0.8 mm/slice
+#   gantry tilt came back as a sheared affine, silently;
+# * it stacks every DICOM file of the folder: a 3-slice and a 12-slice series became one 15-slice volume;
+# * RescaleSlope 0 read as a constant volume; a folder with no DICOM raised IndexError; one slice gave 2-D;
+# * `monai.data` imports torch, so a plain read would make the `dicom` extra pull in torch.
+# Every one of these is an IngestError with a clear message here (tests/test_folder_images.py).
 def _dicom_files(folder: Path) -> list:
     import pydicom
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -95,6 +97,35 @@ def test_dicom_flipped_rows_are_normalised(tmp_path):
 def test_broken_dicom_series_are_refused(tmp_path, kwargs, match):
     with pytest.raises(IngestError, match=match):
         read_ct(write_dicom_series(_phantom(), np.diag([-1.0, -1, 2, 1]), tmp_path / "s", **kwargs))
+
+
+def test_a_duplicated_dicom_slice_is_refused(tmp_path):
+    folder = write_dicom_series(_phantom(), np.diag([-1.0, -1, 2, 1]), tmp_path / "s")
+    shutil.copy(folder / "IM0005.dcm", folder / "IM0005 copy.dcm")  # MONAI's PydicomReader stacks it silently
+    with pytest.raises(IngestError, match="slices repeat"):
+        read_ct(folder)
+
+
+def test_dicom_slices_are_sorted_by_position_and_rescaled_one_by_one(tmp_path):
+    """InstanceNumber need not follow position, and each slice may carry its own rescale: the two things
+    MONAI's PydicomReader would get wrong in the first case (it sorts by InstanceNumber) are checked here."""
+    import pydicom
+
+    hu, affine = _phantom(), np.diag([-1.0, -1, 2, 1])
+    folder = write_dicom_series(hu, affine, tmp_path / "s")
+    n = hu.shape[2]
+    for k, f in enumerate(sorted(folder.iterdir())):
+        ds = pydicom.dcmread(f)
+        ds.InstanceNumber = (k + n // 2) % n + 1  # numbered from the middle, as by acquisition
+        if k % 2:  # odd slices stored as (HU + 2048) / 2 with slope 2: the same HU (hu is even-rounded below)
+            ds.PixelData = ((ds.pixel_array.astype(np.int32) + 1024) // 2).astype("<u2").tobytes()
+            ds.RescaleSlope, ds.RescaleIntercept = "2", "-2048"
+        ds.save_as(f)
+    expected = hu.copy()
+    expected[:, :, 1::2] = (expected[:, :, 1::2].astype(np.int32) + 2048) // 2 * 2 - 2048  # what slope 2 keeps
+    out = read_ct(folder)
+    np.testing.assert_allclose(out.original_affine, affine, atol=1e-6)
+    _world_values_match(out, np.maximum(expected, -1024), affine)
 
 
 def test_the_largest_series_of_a_folder_is_read(tmp_path):

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from monai.data import MetaTensor, PersistentDataset
 from monai.data.utils import pickle_hashing
 from monai.transforms import Compose, ScaleIntensityRanged
@@ -14,6 +15,7 @@ from monai.transforms import Compose, ScaleIntensityRanged
 from ingest.runner import build
 from ingest.sources.demo import DemoSource
 from warehouse import Warehouse
+from warehouse.core.grid import shift_affine
 from warehouse.torch import CropReader, LoadRegionCropd, RegionDataset, cohort_items, fit
 
 ALL = "SELECT case_id FROM cases"
@@ -87,6 +89,42 @@ def test_resample_fills_the_same_extent():
     np.testing.assert_allclose(corners_in, corners_out, atol=1e-9)
     with pytest.raises(ValueError, match="resize mode"):
         fit(hu, mask, affine, (4, 4, 4), "stretch")
+
+
+def test_resample_is_the_hand_written_interpolation_bit_for_bit():
+    """MONAI's `scale_affine` replaced the hand-written affine step (issue #15): the outputs stayed identical.
+    (MONAI's `Resize` gives the same arrays too, but slower: see `warehouse.torch.fit`.)"""
+    rng = np.random.default_rng(3)
+    hu = rng.integers(-1024, 1500, size=(10, 8, 6)).astype(np.int16)
+    mask = rng.random(hu.shape) > 0.6
+    affine = np.array([[0, 0, 2.5, -10], [-0.8, 0, 0, 5], [0, 0.9, 0, 30], [0, 0, 0, 1]])
+    for size in [(20, 4, 6), (7, 9, 5), (10, 8, 6), (3, 3, 13)]:
+        img, msk, aff = fit(hu, mask, affine, size, "resample")
+        old_img = F.interpolate(torch.from_numpy(hu.astype(np.float32))[None, None], size=size, mode="trilinear",
+                                align_corners=False)[0]
+        old_msk = F.interpolate(torch.from_numpy(mask.astype(np.uint8))[None, None].float(), size=size,
+                                mode="nearest")[0].to(torch.uint8)
+        scale = np.array(hu.shape, float) / np.array(size, float)
+        step = np.eye(4)
+        step[:3, :3], step[:3, 3] = np.diag(scale), (scale - 1.0) / 2.0  # new voxel centres in old voxel coordinates
+        assert img.dtype == torch.float32 and msk.dtype == torch.uint8 and aff.dtype == torch.float64
+        assert torch.equal(img, old_img) and torch.equal(msk, old_msk)
+        np.testing.assert_allclose(aff.numpy(), affine @ step, rtol=0, atol=1e-12)
+
+
+def test_pad_centres_odd_differences_with_the_extra_voxel_before():
+    """The pad-or-crop convention, start = (n - size) // 2 per axis: odd pads put the extra air voxel
+    before, odd crops drop the extra voxel after. (MONAI's `ResizeWithPadOrCrop` does the reverse,
+    one reason `fit` keeps its own; see `warehouse.torch._pad_or_crop`.)"""
+    hu = np.arange(4 * 6 * 5, dtype=np.int16).reshape(4, 6, 5) - 1000
+    mask = np.ones(hu.shape, bool)
+    affine = np.diag([-0.8, -0.9, 2.5, 1.0])
+    img, msk, aff = fit(hu, mask, affine, (7, 3, 5), "pad")  # x: pad 3 (2 before, 1 after); y: crop 3 (1 before)
+    assert img.shape == msk.shape == (1, 7, 3, 5)
+    assert bool((img[0, :2] == -1024).all()) and bool((img[0, 6] == -1024).all())
+    assert np.array_equal(img[0, 2:6].numpy(), hu[:, 1:4]) and int(msk.sum()) == 4 * 3 * 5
+    assert bool((msk[0, :2] == 0).all()) and bool((msk[0, 6] == 0).all())
+    np.testing.assert_array_equal(aff.numpy(), shift_affine(affine, (-2, 1, 0)))
 
 
 def _collect(loader) -> list[dict]:
