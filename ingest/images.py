@@ -38,7 +38,6 @@ from warehouse.core.grid import AIR_HU, Grid
 from warehouse.core.grid import STORED_AXCODES as STORED_AXCODES  # re-exported: its home is warehouse.core.grid
 from warehouse.core.grid import to_lps as _to_lps
 
-HU_FLOOR = AIR_HU  # values below air are padding
 # Possible values after the rescale: padding reaches int16's -32,768 stored plus a -1,024 intercept;
 # int16 (the store) tops out at 32,767, above dense metal on extended-scale scanners. Outside: a wrong rescale.
 HU_RANGE = (-33_792.0, 32_767.0)
@@ -93,9 +92,9 @@ def to_lps(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def to_hu_int16(values: np.ndarray) -> np.ndarray:
     """Rounded, floored at -1024 and clipped into int16."""
     if values.dtype == np.int16:
-        return np.maximum(values, np.int16(HU_FLOOR))
+        return np.maximum(values, np.int16(AIR_HU))
     v = np.rint(values) if np.issubdtype(values.dtype, np.floating) else values
-    return np.clip(v, HU_FLOOR, np.iinfo(np.int16).max).astype(np.int16)
+    return np.clip(v, AIR_HU, np.iinfo(np.int16).max).astype(np.int16)
 
 
 def check_hu(hu: np.ndarray, path: str) -> None:
@@ -106,8 +105,8 @@ def check_hu(hu: np.ndarray, path: str) -> None:
             f"values range {int(hu.min())}..{int(hu.max())} contain no air: they look like raw stored values, "
             "not Hounsfield units", file=path, stage="read",
             hint="set the NIfTI scl_slope/scl_inter (e.g. 1 and -1024) or convert the file to HU first")
-    if int(hu.max()) <= HU_FLOOR:
-        raise IngestError(f"every voxel is {HU_FLOOR} HU or below (padding or air only): not a CT",
+    if int(hu.max()) <= AIR_HU:
+        raise IngestError(f"every voxel is {AIR_HU} HU or below (padding or air only): not a CT",
                           file=path, stage="read", hint="check the file and its rescale (slope, intercept)")
 
 
@@ -302,10 +301,6 @@ def read_dicom_series(folder: Path) -> CTImage:
 DICOM_KEYS = ("PatientID", "PatientAge", "PatientSex", "Manufacturer", "ManufacturerModelName", "StudyDate",
               "Modality", "SeriesDescription", "ConvolutionKernel", "SliceThickness", "KVP")
 
-
-def same_grid(a: np.ndarray, b: np.ndarray, shape_a: tuple, shape_b: tuple) -> bool:
-    """Same shape and affines within `warehouse.core.grid.GRID_ATOL_MM` (`Grid.same_as`)."""
-    return Grid(shape_a, a).same_as(Grid(shape_b, b))
 
 
 def mask_to_image_grid(mask: np.ndarray, mask_affine: np.ndarray, image: CTImage, *, file: str) -> np.ndarray:

@@ -36,6 +36,7 @@ from warehouse.core.errors import ArrayNotFoundError
 from warehouse.core.grid import AIR_HU, shift_affine  # AIR_HU: padding is air, -1024 HU
 from warehouse.exports.bundle import cohort
 from warehouse.exports.bundle_tables import region_texts
+from warehouse.store.arrays import ArrayStore
 from warehouse.store.snapshot import open_snapshot
 
 RESIZE_MODES = ("pad", "resample")
@@ -83,8 +84,8 @@ class CropReader:
         if self._pid != os.getpid():  # a forked worker: never share the parent's handles
             self._stores, self._pid = {}, os.getpid()
         if snapshot_id not in self._stores:
-            from warehouse.store.arrays import ArrayStore
-
+            # The array store itself, not a Warehouse: a DataLoader worker forked from a process running
+            # DuckDB must not start DuckDB (a Warehouse's engine segfaulted there), and needs no SQL.
             self._stores[snapshot_id] = ArrayStore(open_snapshot(self.root, snapshot_id).arrays_path, mode="r")
         return self._stores[snapshot_id]
 
