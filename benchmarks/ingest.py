@@ -22,7 +22,7 @@ levels, bit-shuffled blosc, one label map of overlap combinations, XOR with the 
 slice, xz) and prints, for each, the bytes of its chunks, its CPU time to encode and
 decode, and whether it would fit the bytes goal: the evidence behind the codec choice.
 
-    .venv/bin/python benchmarks/ingest.py [--full] [--repeat N] [--codecs]
+    .venv/bin/python -m benchmarks.ingest [--full] [--repeat N] [--codecs]
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import gzip
 import itertools
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import time
@@ -41,15 +40,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+from ingest.job import JobContext
+from ingest.sources.radgenome import RadGenomeSource
+from ingest.sources.radgenome_decode import LazyMask, gunzip
+from tests.fixtures.release import split_file, write_tar_gz
+from warehouse.core.ids import case_key
+from warehouse.store.arrays import CHUNK, ArrayStore
 
-from ingest.job import JobContext  # noqa: E402
-from ingest.sources.radgenome import RadGenomeSource  # noqa: E402
-from ingest.sources.radgenome_decode import LazyMask, gunzip  # noqa: E402
-from ingest.sources.release_fixture import split_file, write_tar_gz  # noqa: E402
-from warehouse.core.ids import case_key  # noqa: E402
-from warehouse.store.arrays import CHUNK, ArrayStore  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 SHARED = ROOT.parent / "shared" / "data"
 CASE = "train_1_a_1.nii.gz"

@@ -17,7 +17,7 @@ With ``--size X Y Z`` both pipelines also bring every crop to that size (``--res
 ``RegionDataset(size=..., resize="pad")`` against MONAI's ``ResizeWithPadOrCropd``; ``resample``:
 against ``Resized``), so the timing includes that step; the crops are checked before it.
 
-    .venv/bin/python benchmarks/loader.py [--quick] [--cases N] [--workers W] [--passes P]
+    .venv/bin/python -m benchmarks.loader [--quick] [--cases N] [--workers W] [--passes P]
                                           [--size X Y Z [--resize pad|resample]]
 """
 
@@ -27,7 +27,6 @@ import argparse
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,12 +34,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ingest.runner import build
+from warehouse import Warehouse
+from warehouse.exports.bundle import export_cohort
 
-from ingest.runner import build  # noqa: E402
-from warehouse import Warehouse  # noqa: E402
-from warehouse.exports.bundle import export_cohort  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 CHEST = ROOT.parent / "shared/data/ct/chest_cta"
 RADGENOME_GRID = (480, 480, 240)

@@ -10,7 +10,7 @@ over the case's non-empty structures to read one region's mask (nibabel loading 
 file vs `region_mask`) and its crop with a 10 mm margin (nibabel loading its file and
 the CT, then cropping, vs `region_crop`).
 
-    .venv/bin/python benchmarks/masks.py [--quick] [--crop-sample N] [--keep DIR]
+    .venv/bin/python -m benchmarks.masks [--quick] [--crop-sample N] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import hashlib
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -30,12 +29,11 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from warehouse.core.anatomy import anatomy
+from warehouse.core.boxes import bounding_box, slices
+from warehouse.store.arrays import ArrayStore
 
-from warehouse.core.anatomy import anatomy  # noqa: E402
-from warehouse.core.boxes import bounding_box, slices  # noqa: E402
-from warehouse.store.arrays import ArrayStore  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 NAMES_FILE = ROOT.parent / "shared/data/vocab/radgenome_anatomy_mask_names.txt"
 FULL = (480, 480, 240)

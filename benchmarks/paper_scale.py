@@ -1,8 +1,8 @@
 """The paper-scale benchmark: every named query at RadGenome-ChestCT's size, warehouse against pandas.
 
-    python benchmarks/paper_scale.py             # 25,692 cases, ~665K sentences, ~1.4M VQA pairs
-    python benchmarks/paper_scale.py --quick     # a small run (scale 0.05, fewer repeats)
-    python benchmarks/paper_scale.py --scale 0.5 --json out.json
+    python -m benchmarks.paper_scale             # 25,692 cases, ~665K sentences, ~1.4M VQA pairs
+    python -m benchmarks.paper_scale --quick     # a small run (scale 0.05, fewer repeats)
+    python -m benchmarks.paper_scale --scale 0.5 --json out.json
 
 1. generate the text tables at `--scale` x RadGenome's size from the real released files
    (no arrays; see _paper/generate.py), write them as the released CSVs, and build a
@@ -33,20 +33,18 @@ import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._paper.generate import Release, generate, load_seeds, write_csvs
+from benchmarks._paper.pandas_answers import ANSWERS
+from benchmarks._paper.tables import to_warehouse
+from queries import list_queries
+from warehouse import Warehouse
+from warehouse.core.errors import QueryLimitWarning
+from warehouse.core.reference import reference_tables
+from warehouse.store.snapshot import SnapshotWriter
 
-from _paper.generate import Release, generate, load_seeds, write_csvs  # noqa: E402
-from _paper.pandas_answers import ANSWERS  # noqa: E402
-from _paper.tables import to_warehouse  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
-from queries import list_queries  # noqa: E402
-from warehouse import Warehouse  # noqa: E402
-from warehouse.core.errors import QueryLimitWarning  # noqa: E402
-from warehouse.core.reference import reference_tables  # noqa: E402
-from warehouse.store.snapshot import SnapshotWriter  # noqa: E402
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = ROOT.parent / "shared" / "data"
 GOAL_RATIO, GOAL_MS, GOAL_GROWTH = 20.0, 50.0, 1.2
 PARAMS = {"case_sentences": {"case_id": "train_1_a_1.nii.gz"}}  # beyond each header's example
 CHUNK_CASES = 2048

@@ -1,6 +1,6 @@
 """Per-case time of each pipeline stage on the real CTs, and of the text stages at CT-RATE's 25,692 reports.
 
-    .venv/bin/python benchmarks/pipeline.py [--reports 25692] [--skip-text]
+    .venv/bin/python -m benchmarks.pipeline [--reports 25692] [--skip-text]
 
 Image stages run once per CT in ../shared/data/ct (wall and CPU seconds): read (NIfTI, and
 chest_crop also as a DICOM series), write_image, each segmenter (builtin; import of the
@@ -12,14 +12,13 @@ of its masks with region statistics, and the `show` picture. Text stages structu
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+
 DATA = ROOT.parent / "shared" / "data"
 N_CT_RATE = 25_692
 
@@ -32,11 +31,10 @@ def timed(rows: list, case: str, stage: str):
 
 
 def image_stages(tmp: Path) -> list[tuple[str, str, float, float]]:
-    from _folder_data import image_folder, mask_folder, torchscript_model
-
     from ingest.images import read_ct
     from ingest.segment import make_segmenter
     from ingest.segment.base import region_for_name
+    from tests.fixtures.folder_data import image_folder, mask_folder, torchscript_model
     from warehouse.core.anatomy import anatomy
     from warehouse.store.arrays import ArrayStore
 
@@ -69,10 +67,9 @@ def image_stages(tmp: Path) -> list[tuple[str, str, float, float]]:
 
 
 def show_stage(tmp: Path) -> list:
-    from _folder_data import image_folder
-
     from ingest.runner import build
     from ingest.sources.folder import FolderSource
+    from tests.fixtures.folder_data import image_folder
     from warehouse import Warehouse
     from warehouse.viewer import render_case
 

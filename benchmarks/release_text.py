@@ -11,7 +11,7 @@ stages' rate in sentences per second:
    with ``--workers`` processes. Goal (issue #12): the import with its text stages under 5
    minutes on 2 cores at scale 1.
 
-    .venv/bin/python benchmarks/release_text.py [--scale 1.0] [--workers 2] [--skip-paper]
+    .venv/bin/python -m benchmarks.release_text [--scale 1.0] [--workers 2] [--skip-paper]
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # the project first: benchmarks/ingest.py is no package
+from benchmarks._paper.generate import generate, load_seeds, write_csvs
+from ingest.runner import build
+from ingest.sources.radgenome import RadGenomeSource
 
-from _paper.generate import generate, load_seeds, write_csvs  # noqa: E402
-
-from ingest.runner import build  # noqa: E402
-from ingest.sources.radgenome import RadGenomeSource  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 DATA = ROOT.parent / "shared" / "data"
 GOAL_S = 300.0

@@ -7,22 +7,20 @@ Times sentence splitting, grounding, findings and the 18 CT-RATE labels (the who
 second on one core and the projected time for all 25,692 CT-RATE reports on ``--cores``
 cores (goal: <= 2 minutes on 2). ``--workers N`` also measures N processes for real.
 
-    .venv/bin/python benchmarks/structure.py [--reports 4000] [--cores 2] [--workers 0]
+    .venv/bin/python -m benchmarks.structure [--reports 4000] [--cores 2] [--workers 0]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
+from ingest.structure import ReportInput, structure_reports
+from ingest.structure.eval import read_label_truth
 
-from ingest.structure import ReportInput, structure_reports  # noqa: E402
-from ingest.structure.eval import read_label_truth  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 DEV = ROOT.parent / "shared" / "data" / "ct_rate" / "labeled_reports_dev.csv"
 CT_RATE_REPORTS = 25_692

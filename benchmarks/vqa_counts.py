@@ -6,7 +6,7 @@ each VQA type, the mean pairs per case next to the released 2,000-case train sub
 (``../shared/data/radgenome/train_vqa_*.csv``). Not a speed benchmark: a check that the rules
 produce the released shape of data.
 
-    python benchmarks/vqa_counts.py [--data ../shared/data]
+    python -m benchmarks.vqa_counts [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ingest.structure import structure_reports
+from ingest.vqa import generate_vqa
 
-from ingest.structure import structure_reports  # noqa: E402
-from ingest.vqa import generate_vqa  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 TYPES = ("abnormality", "presence", "location", "size", "disorders")
 

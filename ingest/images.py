@@ -227,7 +227,7 @@ def read_ct(path: Path | str) -> CTImage:
 # * it stacks every DICOM file of the folder: a 3-slice and a 12-slice series became one 15-slice volume;
 # * RescaleSlope 0 read as a constant volume; a folder with no DICOM raised IndexError; one slice gave 2-D;
 # * `monai.data` imports torch, so a plain read would make the `dicom` extra pull in torch.
-# Every one of these is an IngestError with a clear message here (tests/test_folder_images.py).
+# Every one of these is an IngestError with a clear message here (tests/ingest/test_images.py).
 def _dicom_files(folder: Path) -> list:
     import pydicom
 

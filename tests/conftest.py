@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("RADGENOME_SHARED_DATA", ROOT.parent / "shared" / "data"))
+from tests import SHARED_DATA
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # Process pools and build workers start from the forkserver: import the heavy modules there once, not

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
+
 PACKAGES = ("warehouse", "ingest", "queries")
 
 # layer -> the packages it is made of (a module is in the layer of its longest matching package)

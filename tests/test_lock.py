@@ -12,7 +12,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
+
 _spec = importlib.util.spec_from_file_location("lock_tool", ROOT / "lock" / "lock.py")
 lock_tool = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(lock_tool)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests import ROOT
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLACEHOLDER = "placeholder: "  # how a notebook's placeholder figure starts its PNG Description

@@ -47,7 +47,7 @@ TimeoutOpt = Annotated[float | None, typer.Option(
     help="Stop the query after SECONDS (0: no limit; default 60, or RADGENOME_QUERY_TIMEOUT).")]
 CTRL_C = {"said": False}  # whether the running command has said why Ctrl-C stopped it
 # `ingest.runner.RUNNERS`' names, written out: importing ingest to build --help would make every command
-# slow to start (tests/test_runner.py checks that they agree).
+# slow to start (tests/ingest/test_runner.py checks that they agree).
 RUNNER_HELP = "local, pool or ray."
 RunnerOpt = Annotated[str, typer.Option(help=RUNNER_HELP)]
 

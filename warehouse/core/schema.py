@@ -3,7 +3,7 @@
 This is the one schema module: ingest jobs build rows against it, snapshots write
 Parquet with it, the engine exposes it as views and the README's table list is
 generated from it. A column's description lives in its field metadata
-(``b"description"``); `tests/test_schema.py` fails when one is missing.
+(``b"description"``); `tests/warehouse/core/test_schema.py` fails when one is missing.
 """
 
 from __future__ import annotations
