@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 
 from ingest.structure.io import CHUNK, FIRST_ERRORS, structure_csv
+from tests.fixtures.csv_files import read_csv, write_csv
 from warehouse.core.errors import WarehouseError
 from warehouse.core.schema import CT_RATE_LABELS
 
 HEADER = ["VolumeName", "Findings_EN", "Impressions_EN"]
 GOOD = ["valid_1_a_1.nii.gz", "Millimetric nodules in both lungs. Pleural effusion-thickening was not detected.",
         "Nodules."]
-
-
-def write_csv(path, rows):
-    with open(path, "w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    return path
-
-
-def read_csv(path):
-    with open(path, newline="") as fh:
-        return list(csv.reader(fh))
 
 
 def test_a_summary_counts_the_reports_and_names_the_failures(tmp_path):

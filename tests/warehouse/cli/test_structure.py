@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.fixtures.csv_files import read_csv, write_csv
 from warehouse.cli.structure import register
 from warehouse.core.errors import WarehouseError
 from warehouse.core.schema import CT_RATE_LABELS
@@ -28,17 +27,6 @@ def app() -> typer.Typer:
     app = typer.Typer()
     register(app)
     return app
-
-
-def write_csv(path, rows):
-    with open(path, "w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    return path
-
-
-def read_csv(path):
-    with open(path, newline="") as fh:
-        return list(csv.reader(fh))
 
 
 def test_structure_writes_region_report_and_names_bad_rows(app, tmp_path):
