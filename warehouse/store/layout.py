@@ -2,7 +2,6 @@
 
 A warehouse root::
 
-
     ROOT/
       snapshots/<id>/            one published snapshot (never modified again)
         tables/<table>.parquet   every table of `warehouse.core.schema` (the interchange copy)
