@@ -20,6 +20,7 @@ from sqlglot import exp
 from queries.errors import ParameterError, QueryHeaderError, QueryNotApplicableError, UnknownQueryError
 from queries.header import parse_example, parse_header
 from queries.params import Param
+from warehouse.core import schema
 from warehouse.core.schema import TABLES
 
 QUERY_DIR = Path(__file__).parent
@@ -124,8 +125,6 @@ def check_library_sql(sql: str, where: str = "<query>") -> exp.Expression:
     ATTACH, SET, ...), table functions (`read_csv(...)`) and tables that are neither a
     warehouse table nor a CTE of the query. Returns the parsed tree.
     """
-    from warehouse.core import schema
-
     try:
         trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
     except sqlglot.errors.ParseError as e:
@@ -152,8 +151,6 @@ def check_library_sql(sql: str, where: str = "<query>") -> exp.Expression:
 def sqlglot_schema() -> dict[str, dict[str, str]]:
     """The warehouse schema as sqlglot wants it ({table: {column: type}}), from `warehouse.core.schema`."""
     import pyarrow as pa
-
-    from warehouse.core import schema
 
     def sql_type(t: pa.DataType) -> str:
         if pa.types.is_list(t):

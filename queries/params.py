@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from queries.errors import ParameterError
+from warehouse.core.anatomy import anatomy
 from warehouse.core.errors import WarehouseError
+from warehouse.core.schema import CT_RATE_LABELS
+from warehouse.core.terms import resolve_term
 
 
 def _to_str(value: Any) -> str:
@@ -58,16 +61,12 @@ def _to_bool(value: Any) -> bool:
 
 
 def _to_region(value: Any) -> str:
-    from warehouse.core.anatomy import anatomy
-
     return anatomy().resolve(_to_str(value)).name  # synonyms and paths give the canonical name
 
 
 def _to_ct_rate_label(value: Any) -> str:
     """CT-RATE's spelling of one of its 18 classes, from any case; a typo is an error, not 0 rows."""
     import difflib
-
-    from warehouse.core.schema import CT_RATE_LABELS
 
     text = _to_str(value).strip()
     by_lower = {c.lower(): c for c in CT_RATE_LABELS}
@@ -80,8 +79,6 @@ def _to_ct_rate_label(value: Any) -> str:
 
 def _to_term(value: Any) -> str:
     """A findings-vocabulary term from the term, a synonym or a plural ("nodules" -> pulmonary nodule)."""
-    from warehouse.core.terms import resolve_term
-
     return resolve_term(_to_str(value))
 
 

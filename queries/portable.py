@@ -31,6 +31,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel
 
 from queries.errors import QueryLibraryError
+from queries.library import get_query, list_queries
 
 DIALECTS: tuple[str, ...] = ("spark", "trino")
 CATALOG_DIR = Path(__file__).with_name("catalogs")
@@ -208,8 +209,6 @@ def transpile(sql: str, dialect: str, *, read: str = "duckdb", pretty: bool = Fa
 
 def snapshot_text(name: str, dialect: str) -> str:
     """A library query's generated SQL as kept in `snapshots/<dialect>/<name>.sql`."""
-    from queries.library import get_query
-
     res = transpile(get_query(name).sql, dialect, pretty=True)
     how = "positional ? markers, in this order" if dialect == "trino" else "named :markers"
     # No generator version in the header: the SQL is the snapshot, whichever sqlglot wrote it.
@@ -226,8 +225,6 @@ def snapshot_path(name: str, dialect: str) -> Path:
 
 def write_snapshots() -> list[Path]:
     """(Re)write every library query's Spark and Trino snapshot; returns the files changed."""
-    from queries.library import list_queries
-
     changed = []
     for q in list_queries():
         for d in DIALECTS:

@@ -29,7 +29,7 @@ from ingest.job import CaseJob, CaseOutput, JobContext, Rows, Source
 from ingest.sources import ct_rate
 from ingest.sources.radgenome_case import ReleaseCaseJob, case_row
 from ingest.sources.radgenome_csv import CHUNK, CsvState, load_templates, read_region_file, read_release_csv
-from ingest.sources.radgenome_masks import MaskInput, MaskSet, find_mask_inputs, index_folder
+from ingest.sources.radgenome_masks import MASK_KINDS, MaskInput, MaskSet, find_mask_inputs, index_folder
 from ingest.sources.radgenome_streams import DEFAULT_BUDGET, merge_archives
 from ingest.sources.release_csv import ErrorSink
 from ingest.sources.release_text import ReleaseText
@@ -95,8 +95,6 @@ def scan_release(root: Path) -> tuple[list[tuple[Path, str]], list[Path], list[M
 def describe_layout(layout: Layout, release: bool, ct_rate_dir: bool) -> tuple[list[tuple[str, list[Path]]], list[str]]:
     """What a build will read, as (label, files) per kind found, and the labels of the release
     parts found none of (`release`, `ct_rate_dir`: whether each folder was given)."""
-    from ingest.sources.radgenome_masks import MASK_KINDS
-
     found: list[tuple[str, list[Path]]] = []
     missing: list[str] = []
 

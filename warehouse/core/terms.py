@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from warehouse.core.anatomy import anatomy
 from warehouse.core.errors import WarehouseError
 from warehouse.core.schema import CT_RATE_LABELS, to_table
 
@@ -140,8 +141,6 @@ def resolve_term(text: str) -> str:
 
 def terms_table() -> pa.Table:
     """The `finding_terms` table."""
-    from warehouse.core.anatomy import anatomy
-
     dag = anatomy()
     rows = []
     for entry in term_entries().values():

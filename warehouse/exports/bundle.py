@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from queries import render
 from warehouse.core.anatomy import anatomy
 from warehouse.core.errors import ArrayNotFoundError, WarehouseError
 from warehouse.core.release_format import LICENCES
@@ -138,8 +139,6 @@ def cohort(wh: Warehouse, sql: str | None, query: str | None,
         raise ExportError("give the cohort as exactly one of a SQL query or a named query",
                           hint="--sql \"SELECT case_id FROM cases WHERE ...\" or --query NAME --param k=v")
     if query is not None:
-        from queries import render
-
         text, bound = render(query, **dict(params or {}))
     else:
         text, bound = sql, dict(params or {})

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from warehouse.core import schema
 from warehouse.core.anatomy import anatomy
+from warehouse.core.ids import case_key
 from warehouse.core.release_format import CT_RATE_FILES, LICENCES, NOT_GIVEN
 from warehouse.exports.radgenome_csv import export_release
 
@@ -31,8 +32,6 @@ REPORT_COLUMNS = CT_RATE_FILES["reports"].columns  # (CSV column, reports column
 
 def case_keys(case_ids: Sequence[str]) -> dict[str, str]:
     """File stem of each case: the array store's case key (injective, no separators, no leading dot)."""
-    from warehouse.core.ids import case_key
-
     return {c: case_key(c) for c in case_ids}
 
 

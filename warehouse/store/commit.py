@@ -50,6 +50,7 @@ from typing import IO, Protocol
 import pyarrow.ipc as ipc
 
 from warehouse.core.errors import WarehouseError
+from warehouse.core.schema import TABLES
 from warehouse.store import duckdb_files
 from warehouse.store.layout import (
     BUILD_LOCK,
@@ -173,8 +174,6 @@ def content_digest(tables_dir: Path, names: Iterable[str]) -> str:
 
 def content_hash(root: Path, snapshot_id: str) -> str | None:
     """A published snapshot's content hash (computed for snapshots that predate its record)."""
-    from warehouse.core.schema import TABLES
-
     path = root / SNAPSHOTS / snapshot_id
     recorded = json.loads((path / MANIFEST).read_text()).get("content_sha256")
     try:
