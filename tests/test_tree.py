@@ -16,12 +16,6 @@ MIRRORED = ("warehouse", "ingest", "queries", "benchmarks")
 # Folders of tests that span layers or tiers, not one module.
 NOT_MIRRORED = {"integration", "fixtures", "llm"}
 NO_TEST_MODULE = {
-    "ingest/report_stage.py": "the demo and folder sources' tests (tests/ingest/sources/test_demo.py, test_folder.py)",
-    "ingest/sources/release_csv.py": "every released-CSV reader's tests (tests/ingest/sources/test_radgenome_csv.py, "
-                                     "test_ct_rate.py, test_radgenome_bad_input.py, "
-                                     "integration/test_hostile_inputs.py)",
-    "ingest/structure/status.py": "the negation and hedging cases of tests/ingest/structure/test_findings.py",
-    "ingest/structure/released.py": "tests/ingest/sources/test_release_text.py and integration/test_release_real.py",
     "warehouse/exports/bundle_tables.py": "the bundle's tests (tests/warehouse/exports/test_bundle.py)",
     "warehouse/exports/nifti.py": "the bundle's NIfTI tests (tests/warehouse/exports/test_bundle.py)",
     "warehouse/core/release_format.py": "column tables; the release readers' and writers' round trips",
@@ -31,12 +25,8 @@ NO_TEST_MODULE = {
     "ingest/sources/demo_volume.py": "tests/ingest/sources/test_demo.py",
     "ingest/sources/radgenome_case.py": "tests/integration/test_release_round_trip.py, "
                                         "tests/ingest/sources/test_radgenome_bad_input.py",
-    "ingest/sources/radgenome_decode.py": "tests/ingest/sources/test_ct_rate.py, test_radgenome_masks.py",
     "ingest/segment/base.py": "tests/ingest/segment/test_imported.py (region_for_name, make_segmenter)",
-    "ingest/structure/backend.py": "tests/ingest/structure/test_init_bad_input.py, test_interchange.py",
-    "ingest/structure/lexicon.py": "tests/ingest/structure/test_grounding.py",
     "ingest/structure/ray_stage.py": "tests/ingest/structure/test_llm.py and tests/llm/test_ray_stage.py",
-    "ingest/structure/sizes.py": "the size tests of tests/ingest/structure/test_findings.py",
     "warehouse/cli/pipeline.py": "tests/ingest/sources/test_folder.py (ingest folder), tests/warehouse/test_viewer.py",
     "warehouse/cli/queries.py": "tests/queries/test_library.py (radgenome query)",
     "warehouse/cli/release.py": "tests/integration/test_release_round_trip.py, "

@@ -74,10 +74,10 @@ def read_released(case_id: str, rows: list[dict], extractor: str) -> ReleasedTex
     by_depth = sorted(grounded, key=lambda r: (-r["anatomy_path"].count("/"), r["ordinal"]))
     seen: set[str] = set()
     n = 0
-    for r in sorted(grounded, key=lambda r: r["ordinal"]):
+    for r in sorted(grounded, key=lambda r: (r["anatomy_path"].count("/"), r["ordinal"])):  # paragraphs first
         for sentence in split[id(r)]:
-            if sentence in seen:
-                continue
+            if sentence in seen or any(sentence in x or x in sentence for x in seen):
+                continue  # read already, whole or as the paragraph sentence a child row holds a fragment of
             seen.add(sentence)
             holders = [h for h in by_depth if _holds(split[id(h)], sentence)]
             tops = tuple(t for t in GROUNDED if any(_top(h["anatomy_path"]) == t for h in holders))

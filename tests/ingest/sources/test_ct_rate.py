@@ -18,7 +18,6 @@ from ingest.sources.ct_rate import (
     read_reports,
     read_volume,
 )
-from ingest.sources.radgenome_decode import LazyMask, decode_nifti, gunzip, gzip_body, read_header
 from ingest.sources.release_csv import ErrorSink
 from warehouse.core.errors import IngestError
 from warehouse.core.schema import CT_RATE_LABELS
@@ -110,38 +109,3 @@ def test_values_already_in_hu_are_not_rescaled_twice(tmp_path, hu):
     nib.save(nib.Nifti1Image(hu, np.diag([-0.7, -0.7, 1.5, 1.0])), tmp_path / "v.nii.gz")
     ct = read_volume(tmp_path / "v.nii.gz", _meta("-8192"))
     assert np.array_equal(ct.hu, hu) and ct.spacing == pytest.approx((0.7, 0.7, 1.5))
-
-
-def test_mask_decoding_reads_voxels_in_place_and_refuses_truncated_files():
-    mask = (np.random.default_rng(1).random((7, 6, 5)) > 0.6).astype(np.uint8)
-    data = gzip.compress(nib.Nifti1Image(mask, np.diag([3.0, 1, 1, 1])).to_bytes())
-    voxels, affine = decode_nifti(data)
-    assert np.array_equal(voxels, mask) and not voxels.flags.writeable and voxels.flags.f_contiguous
-    assert read_header(data)[0] == (7, 6, 5) and np.array_equal(read_header(data)[1], affine)
-    assert gunzip(data + gzip.compress(b"more")).endswith(b"more"), "several gzip members are joined"
-    with pytest.raises(EOFError):
-        decode_nifti(data[:-40])
-    scaled = nib.Nifti1Image(mask.astype(np.int16), np.eye(4))
-    scaled.header.set_slope_inter(2.0, 1.0)
-    assert np.array_equal(decode_nifti(scaled.to_bytes())[0], mask * 2 + 1)
-    with pytest.raises(ValueError, match="not a NIfTI"):
-        read_header(b"not a nifti file" * 40)
-
-
-def test_masks_written_at_different_times_share_a_content_key(tmp_path):
-    import io
-
-    raw = nib.Nifti1Image(np.zeros((4, 3, 2), np.uint8), np.eye(4)).to_bytes()
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="empty.nii", mode="wb", fileobj=buf, mtime=123) as f:  # a name, another time
-        f.write(raw)
-    early, late, named = gzip.compress(raw, mtime=1), gzip.compress(raw, mtime=2), buf.getvalue()
-    assert early != late and gzip_body(early) == gzip_body(late) == gzip_body(named)
-    (tmp_path / "a.nii.gz").write_bytes(named)
-    keys = {LazyMask(early, "x", np.eye(4)).content_key,
-            LazyMask(str(tmp_path / "a.nii.gz"), "y", np.eye(4)).content_key}
-    assert len(keys) == 1
-    other = gzip.compress(nib.Nifti1Image(np.ones((4, 3, 2), np.uint8), np.eye(4)).to_bytes(), mtime=1)
-    assert LazyMask(other, "z", np.eye(4)).content_key not in keys
-    assert LazyMask(early, "x", np.diag([2.0, 1, 1, 1])).content_key not in keys  # another grid
-    assert gzip_body(b"not gzip") == b"not gzip"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from ingest.structure.findings import find_mentions, is_abnormal
-from ingest.structure.sizes import parse_sizes
 
 
 def status(sentence: str, top_levels: tuple[str, ...] = ()) -> dict[str, str]:
@@ -63,20 +62,6 @@ def test_hedge_reaches_the_diagnosis_not_the_observation():
     s = ("Nodules of 2.3 and 3 mm in diameter were observed on the major and minor fissures in the right lung, "
          "respectively (intrapulmonary lymph node?).")
     assert status(s) == {"pulmonary nodule": "present", "intrapulmonary lymph node": "uncertain"}
-
-
-@pytest.mark.parametrize("text, mm, raw", [
-    ("a nodule of 4.6 mm", 4.6, "4.6 mm"), ("a 2 cm mass", 20.0, "2 cm"), ("12x8 mm", 12.0, "12x8 mm"),
-    ("12 x 8 x 5 mm", 12.0, "12 x 8 x 5 mm"), ("1.5x2 cm", 20.0, "1.5x2 cm"), ("2.3 and 3 mm", 3.0, "2.3 and 3 mm"),
-    ("3-5 mm", 5.0, "3-5 mm"), ("10x8.6 cm", 100.0, "10x8.6 cm"), ("4,5 mm", 4.5, "4,5 mm"),
-])
-def test_sizes(text, mm, raw):
-    (size,) = parse_sizes(text)
-    assert size.mm == pytest.approx(mm) and size.text == raw
-
-
-def test_no_size_in_levels_or_counts():
-    assert parse_sizes("At the level of the T10 vertebra, 2 nodules and 9 HU density.") == []
 
 
 def test_size_goes_to_the_nearest_mention():

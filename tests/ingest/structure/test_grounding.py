@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from ingest.structure.grounding import ground_sentences, ground_tokens
-from ingest.structure.lexicon import load_cues, top_levels_of
 
 
 def tops(sentence: str) -> tuple[str, ...]:
@@ -59,17 +58,3 @@ def test_a_sentence_without_cues_continues_its_neighbour():
     assert [g.top_levels for g in gs] == [("lung",)] * 4
     assert [g.how for g in gs] == ["context", "place", "finding", "context"]
     assert ground_sentences(["Please correlate clinically."])[0].grounded is False
-
-
-def test_dag_paths_decide_top_levels():
-    assert top_levels_of("aorta") == {"abdomen", "mediastinum"}
-    assert top_levels_of("left lung lower lobe") == {"lung"}
-    assert top_levels_of("heart ascending aorta") == {"heart"}
-
-
-def test_cue_file_names_only_known_regions(tmp_path):
-    assert set(load_cues()) <= {"place", "weak", "finding"}
-    bad = tmp_path / "cues.toml"
-    bad.write_text('[place]\n"no such region" = ["x"]\n')
-    with pytest.raises(ValueError, match="unknown region"):
-        load_cues.__wrapped__(bad)
