@@ -16,9 +16,6 @@ MIRRORED = ("warehouse", "ingest", "queries", "benchmarks")
 # Folders of tests that span layers or tiers, not one module.
 NOT_MIRRORED = {"integration", "fixtures", "llm"}
 NO_TEST_MODULE = {
-    "warehouse/exports/bundle_tables.py": "the bundle's tests (tests/warehouse/exports/test_bundle.py)",
-    "warehouse/exports/nifti.py": "the bundle's NIfTI tests (tests/warehouse/exports/test_bundle.py)",
-    "warehouse/core/release_format.py": "column tables; the release readers' and writers' round trips",
     "ingest/sources/demo_case.py": "tests/ingest/sources/test_demo.py",
     "ingest/sources/demo_paint.py": "tests/ingest/sources/test_demo.py",
     "ingest/sources/demo_report.py": "tests/ingest/sources/test_demo.py",
@@ -27,11 +24,6 @@ NO_TEST_MODULE = {
                                         "tests/ingest/sources/test_radgenome_bad_input.py",
     "ingest/segment/base.py": "tests/ingest/segment/test_imported.py (region_for_name, make_segmenter)",
     "ingest/structure/ray_stage.py": "tests/ingest/structure/test_llm.py and tests/llm/test_ray_stage.py",
-    "warehouse/cli/pipeline.py": "tests/ingest/sources/test_folder.py (ingest folder), tests/warehouse/test_viewer.py",
-    "warehouse/cli/queries.py": "tests/queries/test_library.py (radgenome query)",
-    "warehouse/cli/release.py": "tests/integration/test_release_round_trip.py, "
-                                "tests/warehouse/exports/test_radgenome_csv.py",
-    "queries/header.py": "tests/queries/test_library.py", "queries/params.py": "tests/queries/test_library.py",
     "warehouse/__init__.py": "tests/test_imports.py (a lazy `Warehouse`: importing the package stays light)",
     "ingest/sources/demo_vocab.py": "tests/ingest/sources/test_demo.py",
     "queries/errors.py": "error classes; tests/warehouse/core/test_errors.py pickles them",

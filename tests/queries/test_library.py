@@ -1,19 +1,19 @@
-"""The named query library: headers, binding, answers on a hand-made warehouse, portable SQL, CLI."""
+"""The named query library: its files, answers on a hand-made warehouse, its checks, portable SQL.
+
+Header parsing is tested in tests/queries/test_header.py, parameter types and binding in test_params.py,
+`radgenome query` in tests/warehouse/cli/test_queries.py.
+"""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 import polars as pl
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from queries import (
     DIALECTS,
-    Param,
     ParameterError,
     QueryHeaderError,
     UnknownQueryError,
@@ -24,13 +24,10 @@ from queries import (
     render,
     transpile,
 )
-from queries.header import parse_header
-from queries.library import load_query
 from queries.portable import UNSAFE, catalog, snapshot_path, snapshot_text
 from tests import ROOT
 from tests.fixtures import query_fixture as fx
 from warehouse import Warehouse
-from warehouse.cli.queries import print_transpiled, register
 
 QUERIES = [q.name for q in list_queries()]
 
@@ -304,104 +301,10 @@ def test_case_sentences_and_cohort(wh):
     assert wh.query("cohort_by_label", label="Lung nodule", min_age=40, split="train").height == 3
 
 
-# -- parameters -------------------------------------------------------------------------------------
-def test_parameters_are_converted_from_strings():
-    _, p = render("cases_region_volume", region="lung/lung/left lung", min_ml="12.5", max_ml="100")
-    assert p == {"region": "left lung", "min_ml": 12.5, "max_ml": 100.0}
-    _, p = render("vqa_by_type_region", type="Presence", limit="7")
-    assert p == {"type": "presence", "region": "lung", "limit": 7}
-    _, p = render("top_abnormalities")
-    assert p == {"top": 20, "split": None}
-
-
-@pytest.mark.parametrize(("name", "params", "message"), [
-    ("sentences_mentioning", {}, "'term' is required"),
-    ("sentences_mentioning", {"term": "x", "limit": "ten"}, "expected an integer"),
-    ("sentences_mentioning", {"term": "x", "limit": True}, "boolean"),
-    ("sentences_mentioning", {"term": 5}, "expected text"),
-    ("sentences_mentioning", {"term": "x", "colour": "red"}, "no parameter 'colour'"),
-    ("sentences_mentioning", {"term": "x", "region": "lungg"}, "unknown anatomy region"),
-    ("sentences_mentioning", {"term": "x", "region": "lung' OR 1=1 --"}, "unknown anatomy region"),
-    ("cases_region_volume", {"min_ml": "nan"}, "finite"),
-    ("vqa_by_type_region", {"type": "disorders"}, "not one of"),
-    ("cohort_by_label", {"label": "lung nodle"}, "did you mean 'Lung nodule'"),
-    ("label_prevalence_by_sex_age", {"label": "nodule"}, "not a CT-RATE class"),
-])
-def test_bad_parameters_are_refused(name, params, message):
-    with pytest.raises(ParameterError, match=message):
-        render(name, **params)
-
-
-@pytest.mark.parametrize(("raw", "value"), [("true", True), ("Yes", True), ("0", False), ("off", False),
-                                            (False, False)])
-def test_bool_parameters(raw, value):
-    assert Param("flag", "bool", "A flag.").convert(raw) is value
-
-
-def test_ct_rate_labels_take_ct_rates_spelling_from_any_case():
-    assert render("cohort_by_label", label="  pleural EFFUSION")[1]["label"] == "Pleural effusion"
-    assert render("label_prevalence_by_sex_age")[1]["label"] is None
-
-
-def test_bool_parameters_refuse_other_values():
-    with pytest.raises(ParameterError, match="true or false"):
-        Param("flag", "bool", "A flag.").convert("maybe")
-
-
-def test_unknown_region_error_names_close_ones():
-    with pytest.raises(ParameterError) as e:
-        render("findings_by_status", region="left lung lowr lobe")
-    assert "left lung lower lobe" in str(e.value)
-
-
+# -- the library's checks ---------------------------------------------------------------------------
 def test_unknown_query_names_close_ones():
     with pytest.raises(UnknownQueryError, match="top_disorders"):
         get_query("top_disorder")
-
-
-# -- header rules ------------------------------------------------------------------------------------
-GOOD = """-- name: {name}
--- description: A query for testing the header parser, long enough.
---   Continued here.
--- param region (region, default lung): A region.
--- param n (int, optional): A number.
--- returns: case_id
-SELECT case_id FROM sentences WHERE region_id IS NOT NULL AND $region IS NOT NULL AND ($n IS NULL OR ordinal < $n)
-"""
-
-
-def write(tmp_path: Path, text: str, name: str = "q") -> Path:
-    path = tmp_path / f"{name}.sql"
-    path.write_text(text.replace("{name}", name))
-    return path
-
-
-def test_header_parser_reads_a_good_file(tmp_path):
-    q = load_query(write(tmp_path, GOOD))
-    assert q.description.endswith("long enough. Continued here.")
-    assert [(p.name, p.type, p.required, p.default) for p in q.params] == [
-        ("region", "region", False, "lung"), ("n", "int", False, None)]
-    header, body = parse_header(GOOD)
-    assert body.startswith("SELECT") and header["name"] == "{name}"
-
-
-@pytest.mark.parametrize(("change", "message"), [
-    (("-- returns: case_id", "-- colour: red"), "not a header line"),
-    (("(int, optional)", "(integer, optional)"), "unknown type"),
-    (("(int, optional)", "(int, maybe)"), "default VALUE"),
-    (("(region, default lung)", "(region, default lungg)"), "bad default"),
-    (("-- name: {name}", "-- name: other"), "differs from the file name"),
-    (("-- description: A query", "-- summary: A query"), "not a header line"),
-    (("AND ($n IS NULL OR ordinal < $n)", ""), "differ from those declared"),
-    (("$region IS NOT NULL", "$region IS NOT NULL AND $m = 1"), "differ from those declared"),
-    (("$region IS NOT NULL", "$region IS NOT NULL AND ? = 1"), "differ from those declared"),
-    (("FROM sentences", "FROM read_csv('/etc/passwd')"), "table functions"),
-    (("FROM sentences", "FROM secrets"), "unknown table"),
-    (("FROM sentences", "FROM '/etc/passwd'"), "unknown table"),
-])
-def test_header_parser_refuses_mistakes(tmp_path, change, message):
-    with pytest.raises(QueryHeaderError, match=message):
-        load_query(write(tmp_path, GOOD.replace(*change)))
 
 
 @pytest.mark.parametrize("sql", [
@@ -503,42 +406,6 @@ def test_catalogs_have_headers_and_names():
         assert {"count", "lower", "floor", "row_number", "coalesce"} <= names and len(names) > 300
 
 
-# -- the CLI ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def cli():
-    app = typer.Typer()
-    register(app)
-
-    @app.command("noop")  # a second command, so typer keeps `query` as a sub-command
-    def noop() -> None:
-        pass
-
-    return app
-
-
-def test_cli_lists_runs_and_transpiles(cli, wh):
-    runner = CliRunner()
-    out = runner.invoke(cli, ["query", "--list"])
-    assert out.exit_code == 0 and all(name in out.output for name in QUERIES)
-    out = runner.invoke(cli, ["query", "sentences_mentioning", "--param", "term=nodule", "-p", "region=left lung",
-                              "--warehouse", str(wh.root), "--format", "csv"])
-    assert out.exit_code == 0, out.output
-    assert out.output.splitlines()[0] == "case_id,region,anatomy_path,ordinal,text,is_abnormal"
-    assert len(out.output.splitlines()) == 3
-    out = runner.invoke(cli, ["query", "top_abnormalities", "--dialect", "trino"])
-    assert out.exit_code == 0 and "LIMIT ?" in out.output
-    out = runner.invoke(cli, ["query", "top_abnormalities", "-p", "top=x", "-w", str(wh.root)])
-    assert out.exit_code != 0 and "expected an integer" in str(out.exception)
-
-
-def test_print_transpiled(capsys):
-    assert print_transpiled("SELECT case_id FROM cases WHERE split = $split", "spark") == 0
-    assert ":split" in capsys.readouterr().out
-    assert print_transpiled("SELECT * EXCLUDE (age) FROM cases", "trino") == 1
-    captured = capsys.readouterr()
-    assert "star-modifier" in captured.err and "EXCEPT" in captured.out
-
-
 def test_markdown_listing_names_every_query():
     from queries.library import library_markdown as markdown
 
@@ -546,8 +413,3 @@ def test_markdown_listing_names_every_query():
     assert all(f"| `{name}` |" in table for name in QUERIES)
     readme = (ROOT / "README.md").read_text()
     assert table in readme, "README's query table is stale: python -m queries list --markdown"
-
-
-def test_float_defaults_survive_binding():
-    q = get_query("finding_size_distribution")
-    assert math.isclose(q.bind(term="nodule")["bin_mm"], 5.0)
