@@ -20,8 +20,6 @@ NO_TEST_MODULE = {
     "ingest/sources/demo_paint.py": "tests/ingest/sources/test_demo.py",
     "ingest/sources/demo_report.py": "tests/ingest/sources/test_demo.py",
     "ingest/sources/demo_volume.py": "tests/ingest/sources/test_demo.py",
-    "ingest/sources/radgenome_case.py": "tests/integration/test_release_round_trip.py, "
-                                        "tests/ingest/sources/test_radgenome_bad_input.py",
     "ingest/segment/base.py": "tests/ingest/segment/test_imported.py (region_for_name, make_segmenter)",
     "ingest/structure/ray_stage.py": "tests/ingest/structure/test_llm.py and tests/llm/test_ray_stage.py",
     "warehouse/__init__.py": "tests/test_imports.py (a lazy `Warehouse`: importing the package stays light)",
