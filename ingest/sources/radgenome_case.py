@@ -157,17 +157,18 @@ class ReleaseCaseJob(CaseJob):
         """The masks whose name, header and grid are good, still unread; every bad one is an error row."""
         masks: list[tuple[str, LazyMask]] = []
         grid = Grid(image.hu.shape, image.affine) if image is not None else None
-        seen: dict[str, str] = {}
+        seen: dict[str, str] = {}  # region -> where its mask came from
         for name, payload, where in mask_set.members:
             try:
-                resolve_mask_name(name)
+                region = resolve_mask_name(name).name
             except UnknownRegionError as e:
                 bad(where, f"{e}; the mask is skipped")
                 continue
-            if name in seen:
-                bad(where, f"a second mask named {name!r} for the case (first: {seen[name]}); it is skipped")
+            if region in seen:  # `left_lung` and `left lung` are one structure: the first is kept
+                bad(where, f"a second mask named {name!r} for the case's region {region!r} (first: {seen[region]}); "
+                           "it is skipped")
                 continue
-            seen[name] = where
+            seen[region] = where
             try:
                 shape, affine = read_header(payload)
             except Exception as e:  # truncated gzip, not NIfTI: gzip and nibabel raise many types

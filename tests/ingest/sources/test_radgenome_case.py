@@ -264,6 +264,8 @@ BAD = {  # problem -> (structure name, payload, member file name, words of the m
                      "unknown anatomy region 'liverwurst'"),
     "duplicate name": ("heart", gzip.decompress(nifti_bytes(SMALL["aorta"], SWAPPED)), "heart.nii",
                        "a second mask named 'heart'"),
+    "the same region by a synonym": ("cardiac", nifti_bytes(SMALL["aorta"], SWAPPED), "cardiac.nii.gz",
+                                     "a second mask named 'cardiac' for the case's region 'heart'"),
     "truncated header": ("spleen", nifti_bytes(SMALL["aorta"], SWAPPED)[:20], "spleen.nii.gz",
                          "cannot read the mask (ValueError: not a NIfTI file"),
     "truncated voxels": ("liver", _truncated_voxels(), "liver.nii.gz", "cannot read the mask (EOFError"),
@@ -283,15 +285,15 @@ def test_a_bad_mask_is_one_error_row_and_the_rest_is_written(tmp_path, problem):
     err = _only(tables, "ingest_errors")
     assert (err["stage"], err["file"], err["location"], err["case_id"]) == ("masks", good.origin, where, MASKS_ONLY)
     assert words in err["error"], err["error"]
-    if problem == "duplicate name":
-        assert good.members[0][2] in err["error"], "the message names the first file of that name"
+    if problem in ("duplicate name", "the same region by a synonym"):
+        assert good.members[0][2] in err["error"], "the message names the first file of that region"
     store = _store(tmp_path)
     assert _names(store, MASKS_ONLY) == {("radgenome-region", n) for n in SMALL}
     got, _ = store.region_mask(MASKS_ONLY, "heart", mask_source="radgenome-region")
     assert np.array_equal(got, to_lps(SMALL["heart"], SWAPPED)[0] != 0), "the first 'heart' is the one kept"
     ids = {r["region_id"] for r in tables["region_stats"]}
     assert {resolve_mask_name(n).region_id for n in SMALL} <= ids
-    if problem not in ("unknown name", "duplicate name"):
+    if problem not in ("unknown name", "duplicate name", "the same region by a synonym"):
         assert resolve_mask_name(name).region_id not in ids
     assert _only(tables, "cases")["has_masks"]
 
