@@ -87,9 +87,10 @@ def _spill(case: str, slot: _Waiting, spill_root: list[Path]) -> int:
         folder = spill_root[0] / case_key(case) / str(i)
         folder.mkdir(parents=True, exist_ok=True)
         members = []
-        for name, payload, where in mask_set.members:
-            if isinstance(payload, bytes):
-                path = folder / (case_key(name) + (".nii.gz" if payload[:2] == b"\x1f\x8b" else ".nii"))
+        for k, (name, payload, where) in enumerate(mask_set.members):
+            if isinstance(payload, bytes):  # numbered: a name repeated in an archive must not overwrite the first
+                suffix = ".nii.gz" if payload[:2] == b"\x1f\x8b" else ".nii"
+                path = folder / f"{k:04d}-{case_key(name)}{suffix}"
                 path.write_bytes(payload)
                 freed += len(payload)
                 payload = str(path)
