@@ -17,18 +17,10 @@ from ingest.sources import demo
 from ingest.sources.folder import FolderSource, find_images
 from ingest.sources.radgenome import RadGenomeSource
 from ingest.sources.release_csv import ErrorSink
-from warehouse.cli import main
+from tests.fixtures.cli import run
 from warehouse.store.snapshot import list_snapshots, list_staged, open_snapshot
 
 AFFINE = np.diag([-1.0, -1.0, 2.0, 1.0])
-
-
-def run(capsys, *args: str | Path) -> tuple[int, str, str]:
-    """`radgenome ARGS` through the console entry point: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as done:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return done.value.code, out.out, out.err
 
 
 def write_ct(path: Path) -> Path:

@@ -34,10 +34,7 @@ QUERIES = [q.name for q in list_queries()]
 
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory):
-    root = tmp_path_factory.mktemp("qwh")
-    fx.build(root)
-    with Warehouse.open(root) as w:
-        yield w
+    yield from fx.opened(tmp_path_factory)
 
 
 def rows(df) -> list[tuple]:

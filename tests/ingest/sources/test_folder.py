@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from ingest.runner import build
 from ingest.sources.folder import FolderSource
+from tests.fixtures.cli import app_of
 from tests.fixtures.folder_data import dev_reports, image_folder, mask_folder, reports_csv, torchscript_model
 from warehouse.cli import pipeline
 from warehouse.core.anatomy import anatomy
@@ -127,11 +128,7 @@ def test_sql_by_region_subtree(built):
 
 
 def _cli() -> typer.Typer:
-    app, ingest_app = typer.Typer(), typer.Typer()
-    app.add_typer(ingest_app, name="ingest")
-    pipeline.register(app)
-    pipeline.register_ingest(ingest_app)
-    return app
+    return app_of(pipeline)
 
 
 def test_cli_ingest_folder(shared_data, tmp_path):

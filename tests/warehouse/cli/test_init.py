@@ -9,6 +9,7 @@ import pytest
 
 from ingest.runner import build
 from ingest.sources.demo import DemoSource
+from tests.fixtures.cli import run
 from warehouse.cli import main
 
 
@@ -20,14 +21,6 @@ def places(tmp_path_factory) -> dict[str, Path]:
     (tmp / "empty").mkdir()
     (tmp / "scratch").mkdir()
     return {"W": tmp / "wh", "E": tmp / "empty", "M": tmp / "missing", "T": tmp / "scratch"}
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    """`radgenome ARGS` through the console entry point: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as done:
-        main(list(args))
-    out = capsys.readouterr()
-    return done.value.code, out.out, out.err
 
 
 SQL = ("sql", "-w", "{W}")

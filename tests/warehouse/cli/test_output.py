@@ -4,7 +4,6 @@ to the warehouse's own answer; the screen table is the only thing ever cut short
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import polars as pl
 import pyarrow.ipc as ipc
@@ -12,8 +11,8 @@ import pytest
 
 from ingest.runner import build
 from ingest.sources.demo import DemoSource
+from tests.fixtures.cli import run
 from warehouse import Warehouse
-from warehouse.cli import main
 from warehouse.cli._output import SCREEN_ROWS
 
 FLAT = """SELECT v.vqa_id, v.case_id, v.type, v.question, v.answer, v.region_id, c.age, c.spacing_z,
@@ -36,13 +35,6 @@ def wh(tmp_path_factory) -> Warehouse:
     build(DemoSource(n=3), root, runner="local", progress=False)
     with Warehouse.open(root) as w:
         yield w
-
-
-def run(capsys, *args: str | Path) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as done:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return done.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize("ext", list(READERS))

@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 
 from ingest.runner import build
 from ingest.sources.demo import DemoSource
+from tests.fixtures.cli import app_of, run
 from tests.fixtures.csv_files import write_csv
 from warehouse import Warehouse
-from warehouse.cli import main, pipeline
+from warehouse.cli import pipeline
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +32,7 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
 
 
 def _cli() -> typer.Typer:
-    app, ingest_app = typer.Typer(), typer.Typer()
-    app.add_typer(ingest_app, name="ingest")
-    pipeline.register(app)
-    pipeline.register_ingest(ingest_app)
-    return app
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    """`radgenome ARGS` through the console entry point: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as done:
-        main(list(args))
-    out = capsys.readouterr()
-    return done.value.code, out.out, out.err
+    return app_of(pipeline)
 
 
 # -- show -------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from queries import get_query, list_queries
 from tests.fixtures import query_fixture as fx
-from warehouse import Warehouse
+from tests.fixtures.cli import run
 from warehouse.cli import main
 from warehouse.cli.queries import print_transpiled, register
 
@@ -23,10 +23,7 @@ QUERIES = [q.name for q in list_queries()]
 
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory):
-    root = tmp_path_factory.mktemp("qwh")
-    fx.build(root)
-    with Warehouse.open(root) as w:
-        yield w
+    yield from fx.opened(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +99,6 @@ def test_a_cut_result_says_how_many_rows_there_are(cli, wh):
     assert res.exit_code == 0 and len(res.stdout.splitlines()) == 3  # header and 2 rows
     total = wh.query_total("sentences_mentioning", term="nodule")
     assert total == 5 and f"note: 2 of {total} rows (the query's limit); -p limit={total}" in res.stderr
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    """`radgenome ARGS` through the console entry point: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as done:
-        main(list(args))
-    out = capsys.readouterr()
-    return done.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize(("args", "code", "phrase"), [

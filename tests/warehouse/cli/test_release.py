@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 from ingest.runner import build
 from ingest.sources.demo import DemoSource
 from ingest.sources.radgenome import RadGenomeSource
+from tests.fixtures.cli import app_of, run
 from tests.fixtures.csv_files import read_csv, write_csv
 from warehouse import Warehouse
-from warehouse.cli import main, release
+from warehouse.cli import release
 from warehouse.cli.release import _count, print_inventory
 from warehouse.exports import export_release
 
@@ -33,19 +34,7 @@ def built(tmp_path_factory) -> dict:
 
 
 def _cli() -> typer.Typer:
-    app, ingest_app = typer.Typer(), typer.Typer()
-    app.add_typer(ingest_app, name="ingest")
-    release.register(app)
-    release.register_ingest(ingest_app)
-    return app
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    """`radgenome ARGS` through the console entry point: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as done:
-        main(list(args))
-    out = capsys.readouterr()
-    return done.value.code, out.out, out.err
+    return app_of(release)
 
 
 # -- export-release ------------------------------------------------------------------------------------
