@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from ingest.job import Source
     from ingest.runner import BuildSummary
     from warehouse.api import Warehouse
-    from warehouse.store.snapshot import Snapshot
 
 WarehouseOpt = Annotated[Path, typer.Option("--warehouse", "-w", help="Warehouse root folder.")]
 SCREEN_ROWS = 50  # rows of the table printed on the screen; files always get the whole result
@@ -147,13 +146,6 @@ def open_warehouse(root: Path, snapshot: str | None = None) -> Warehouse:
     from warehouse.api import Warehouse
 
     return Warehouse.open(root, snapshot)
-
-
-def find_snapshot(root: Path, snapshot: str | None = None) -> Snapshot:
-    """`open_snapshot`: its errors say when the root does not exist or holds only a staged build."""
-    from warehouse.store.snapshot import open_snapshot
-
-    return open_snapshot(root, snapshot)
 
 
 def check_runner(runner: str) -> None:

@@ -14,7 +14,6 @@ from warehouse.cli._output import (
     OutputOpt,
     TimeoutOpt,
     WarehouseOpt,
-    find_snapshot,
     open_warehouse,
     output_format,
     parse_params,
@@ -97,11 +96,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def snapshots(warehouse: WarehouseOpt) -> None:
         """List the published snapshots, oldest first, and any build staged but not yet published."""
-        from warehouse.store.snapshot import describe_snapshots, list_staged
+        from warehouse.store.snapshot import describe_snapshots, list_staged, open_snapshot
 
         published, staged = describe_snapshots(warehouse), list_staged(warehouse)
         if not published and not staged:
-            find_snapshot(warehouse)  # says why: no such folder, or no snapshot in it
+            open_snapshot(warehouse)  # says why: no such folder, or no snapshot in it
         for s in published:
             typer.echo(f"{s['snapshot_id']}  {s['created']}  source={s['source']}  cases={s['cases']}")
         for build in staged:
