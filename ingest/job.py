@@ -31,9 +31,10 @@ def printable(text: object) -> str | None:
 
 @dataclass
 class JobContext:
-    """What a job may touch: the staging array store of the build."""
+    """What a job may touch: the staging array store of the build (a folder, or a URL in the bucket
+    of a bucket root: workers on other machines write there directly)."""
 
-    arrays_path: Path
+    arrays_path: Path | str
     source: str
 
 

@@ -31,6 +31,7 @@ from ingest.job import CaseJob, JobContext, Rows, Source, run_job
 from warehouse.core.errors import WarehouseError
 from warehouse.core.reference import reference_tables
 from warehouse.store.commit import CommitConflictError
+from warehouse.store.objects import OBJECT_STORE_ENV, is_url
 from warehouse.store.snapshot import SnapshotWriter, describe_inputs
 
 __all__ = ["RUNNERS", "BuildFailedError", "BuildInterrupted", "BuildSummary", "CommitConflictError", "Runner",
@@ -144,6 +145,9 @@ def run_ray(jobs: Iterable[CaseJob], ctx: JobContext, *, workers: int, address: 
                 raise
             time.sleep(2)
     remote = ray.remote(run_job)
+    if is_url(ctx.arrays_path):  # workers write to the bucket: give them the driver's object-store settings
+        env = {k: v for k, v in os.environ.items() if k in OBJECT_STORE_ENV}
+        remote = remote.options(runtime_env={"env_vars": env})
     refs = [remote.remote(job, ctx) for job in jobs]
     while refs:
         done, refs = ray.wait(refs, num_returns=1)
@@ -177,7 +181,7 @@ def build(source: Source, root: Path | str, *, runner: str = "pool", workers: in
     t0 = time.perf_counter()
     run = get_runner(runner)
     workers = workers or default_workers()
-    root_existed = Path(root).expanduser().exists()
+    root_existed = is_url(root) or Path(root).expanduser().exists()
     writer = SnapshotWriter(root, source.build_key(), on_wait=_say if progress else None)
     try:
         tally, case_ids = _stage(source, writer, root_existed, run, workers, progress, ray_address)

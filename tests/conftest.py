@@ -11,6 +11,8 @@ import pytest
 
 from tests import SHARED_DATA
 
+pytest_plugins = ["tests.fixtures.s3"]  # s3_server, s3_env, bucket: a real S3 server on localhost
+
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # Process pools and build workers start from the forkserver: import the heavy modules there once, not
 # in every worker (TensorStore is left out: a process forked after it started its threads must not use it).

@@ -198,7 +198,7 @@ class ReleaseCaseJob(CaseJob):
         return masks, grid
 
 
-def _open_store(path: Path) -> ArrayStore:
+def _open_store(path: Path | str) -> ArrayStore:
     """The build's array store (imported here: only cases with arrays pay for zarr)."""
     from zarr.errors import ContainsGroupError
 

@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from ingest.runner import BuildSummary
     from warehouse.api import Warehouse
 
-WarehouseOpt = Annotated[Path, typer.Option("--warehouse", "-w", help="Warehouse root folder.")]
+# A str, not a Path: pathlib would fold s3://bucket into s3:/bucket.
+WarehouseOpt = Annotated[str, typer.Option(
+    "--warehouse", "-w", help="Warehouse root: a folder, or s3://BUCKET/PREFIX (gs://, az://) configured by the "
+                              "AWS_* (GOOGLE_*, AZURE_*) environment variables.")]
 SCREEN_ROWS = 50  # rows of the table printed on the screen; files always get the whole result
 
 
@@ -141,7 +144,7 @@ def _text(df: pl.DataFrame, fmt: Format, whole: bool) -> str:
 
 
 # -- warehouses and builds ----------------------------------------------------------------------
-def open_warehouse(root: Path, snapshot: str | None = None) -> Warehouse:
+def open_warehouse(root: Path | str, snapshot: str | None = None) -> Warehouse:
     """`Warehouse.open` (imported here: the CLI starts without the engine)."""
     from warehouse.api import Warehouse
 
@@ -156,7 +159,7 @@ def check_runner(runner: str) -> None:
         raise typer.BadParameter(f"choose one of {', '.join(RUNNERS)}", param_hint="--runner")
 
 
-def run_build(source: Source, root: Path, **options: Any) -> BuildSummary:
+def run_build(source: Source, root: Path | str, **options: Any) -> BuildSummary:
     """`ingest.runner.build` for a command: prints the summary and how to read its ingest_errors; on
     Ctrl-C, says how to resume and exits 130."""
     from ingest.runner import BuildInterrupted, build

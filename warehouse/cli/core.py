@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,7 +45,8 @@ DEMO_QUERIES: tuple[tuple[str, str], ...] = (
 def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
-        root: Annotated[Path, typer.Argument(help="Where to build the demo warehouse.")] = Path("build/demo"),
+        root: Annotated[str, typer.Argument(
+            help="Where to build the demo warehouse: a folder or s3://BUCKET/PREFIX.")] = "build/demo",
         cases: Annotated[int, typer.Option(min=1, help="Number of synthetic cases.")] = 20,
         seed: Annotated[int, typer.Option(help="Random seed (same seed, same warehouse).")] = 0,
         workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
@@ -106,3 +106,23 @@ def register(app: typer.Typer) -> None:
         for build in staged:
             lead = "staged: " if published else "no published snapshot yet; "
             typer.echo(f"{lead}{build}: re-run its command to finish it")
+
+    @app.command()
+    def gc(
+        warehouse: WarehouseOpt,
+        keep: Annotated[int | None, typer.Option(min=1, help="Keep the newest N snapshots, delete older ones.")] = None,
+        grace: Annotated[float, typer.Option(
+            min=0, help="Hours: a snapshot goes only when the one after it is older than this (readers "
+                        "opened it before then); an unpublished upload only when untouched this long.")] = 1.0,
+        stagings: Annotated[bool, typer.Option(
+            help="Also delete builds' arrays staged in a bucket and untouched for --grace (abandoned builds: "
+                 "do not resume them afterwards).")] = False,
+        dry_run: Annotated[bool, typer.Option(help="Only say what would be deleted.")] = False,
+    ) -> None:
+        """Delete old snapshots (--keep N) and, in a bucket, uploads no commit names (killed builds)."""
+        from datetime import timedelta
+
+        from warehouse.store.snapshot import collect_garbage
+
+        done = collect_garbage(warehouse, keep, timedelta(hours=grace), dry_run=dry_run, stagings=stagings)
+        typer.echo(("would delete " if dry_run else "deleted ") + str(done))

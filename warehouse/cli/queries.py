@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import warnings
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,7 +47,7 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str | None, typer.Argument(help="A named query (see --list).")] = None,
         param: Annotated[list[str] | None, typer.Option(
             "--param", "-p", help="k=v; converted to the parameter's type from the query's header.")] = None,
-        warehouse: Annotated[Path | None, typer.Option("--warehouse", "-w", help="Warehouse root folder.")] = None,
+        warehouse: Annotated[str | None, typer.Option("--warehouse", "-w", help="Warehouse root or URL.")] = None,
         list_: Annotated[bool, typer.Option("--list", help="List the named queries and their parameters.")] = False,
         show_sql: Annotated[bool, typer.Option("--show-sql", help="Print the SQL instead of running it.")] = False,
         dialect: Annotated[str | None, typer.Option(

@@ -121,10 +121,44 @@ def claim(root: Path, base_id: str | None, folder: Path, snapshot_id: str) -> bo
     return True
 
 
+class Target(Protocol):
+    """Where builds publish: a local root (`LocalTarget`) or a bucket (`warehouse.store.remote.RemoteTarget`)."""
+
+    def latest_id(self) -> str | None: ...
+
+    def content_hash(self, snapshot_id: str) -> str | None: ...
+
+    def is_published(self, snapshot_id: str) -> bool: ...
+
+    def claim(self, base_id: str | None, folder: Path, snapshot_id: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    """`Target` for a local root: an flock and one rename (`claim`)."""
+
+    root: Path
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def latest_id(self) -> str | None:
+        return latest_id(self.root)
+
+    def content_hash(self, snapshot_id: str) -> str | None:
+        return content_hash(self.root, snapshot_id)
+
+    def is_published(self, snapshot_id: str) -> bool:
+        return (self.root / SNAPSHOTS / snapshot_id / MANIFEST).is_file()
+
+    def claim(self, base_id: str | None, folder: Path, snapshot_id: str) -> bool:
+        return claim(self.root, base_id, folder, snapshot_id)
+
+
 class Staged(Protocol):
     """What `publish` needs of a build (`warehouse.store.snapshot.SnapshotWriter`)."""
 
-    root: Path
+    target: Target
     staging: Path
 
     def rebase(self, latest: str | None) -> None: ...
@@ -140,28 +174,28 @@ def publish(build: Staged) -> tuple[str, str]:
     Returns (snapshot id, outcome): ``published``; ``identical`` (its content equals the latest
     snapshot's, so nothing is published); ``recovered`` (a run killed just after its claim).
     """
-    root, staging = build.root, build.staging
-    if (sid := claimed(root, staging)) is not None:
+    target, staging = build.target, build.staging
+    if (sid := claimed(target, staging)) is not None:
         return sid, "recovered"
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        base = latest_id(root)
+        base = target.latest_id()
         build.rebase(base)
         digest = build.stage_tables()
         kill_point("tables")
-        if base is not None and digest == content_hash(root, base):
-            if latest_id(root) != base:
+        if base is not None and digest == target.content_hash(base):
+            if target.latest_id() != base:
                 continue  # someone published meanwhile: compare with theirs
             return base, "identical"
         sid = next_id(base, digest)
         folder = build.stage_snapshot(sid, digest, attempt)
         record_claim(staging, sid)
         kill_point("assembled")
-        if claim(root, base, folder, sid):
+        if target.claim(base, folder, sid):
             return sid, "published"
         record_claim(staging, None)
     raise CommitConflictError(
-        f"nothing published: other builds published into {root} during each of this build's {MAX_ATTEMPTS} "
-        f"tries (latest now {latest_id(root)})", hint="its finished cases stay staged: run the same command again")
+        f"nothing published: other builds published into {target} during each of this build's {MAX_ATTEMPTS} "
+        f"tries (latest now {target.latest_id()})", hint="its finished cases stay staged: run the same command again")
 
 
 def content_digest(tables_dir: Path, names: Iterable[str]) -> str:
@@ -309,13 +343,27 @@ def record_claim(staging: Path, snapshot_id: str | None) -> None:
     os.replace(tmp, path)
 
 
-def claimed(root: Path, staging: Path) -> str | None:
-    """The published snapshot this staging became (a build killed after its rename), or None."""
+def claimed(target: Target, staging: Path) -> str | None:
+    """The published snapshot this staging became (a build killed after its claim), or None."""
     try:
         sid = json.loads((staging / CLAIM).read_text())["snapshot_id"]
     except (OSError, ValueError, KeyError):
         return None
-    return sid if (root / SNAPSHOTS / sid / MANIFEST).is_file() else None
+    return sid if target.is_published(sid) else None
+
+
+def delete_snapshots(root: Path, snapshot_ids: Iterable[str]) -> None:
+    """Remove old snapshots of a local root: each folder renamed aside under the commit lock (it leaves
+    every listing at once), then deleted. Open readers keep the files they hold open."""
+    for sid in snapshot_ids:
+        trash = root / SNAPSHOTS / f".trash-{sid}-{uuid.uuid4().hex[:8]}"
+        with root_lock(root):
+            if sid == latest_id(root):
+                raise WarehouseError(f"{sid} is the latest snapshot of {root}: it is never deleted")
+            os.rename(root / SNAPSHOTS / sid, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    for left in (root / SNAPSHOTS).glob(".trash-*"):  # a delete killed half-way
+        shutil.rmtree(left, ignore_errors=True)
 
 
 # -- derived files -------------------------------------------------------------------------------

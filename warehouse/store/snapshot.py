@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -26,12 +27,13 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from warehouse.core import schema
-from warehouse.core.errors import NotAWarehouseError, SnapshotNotFoundError
+from warehouse.core.errors import NotAWarehouseError, SnapshotNotFoundError, WarehouseError
 from warehouse.core.ids import case_key
-from warehouse.store import commit
-from warehouse.store.commit import CommitConflictError, StagedBuild, list_snapshots, list_staged
+from warehouse.store import commit, remote
+from warehouse.store.commit import CommitConflictError, StagedBuild
 from warehouse.store.duckdb_files import write_database
 from warehouse.store.layout import ARRAYS_DIR, COMMIT, DATABASE, MANIFEST, SNAPSHOTS, STAGING, TABLES_DIR
+from warehouse.store.objects import ObjectRoot, root_location
 
 __all__ = ["CommitConflictError", "Snapshot", "SnapshotWriter", "StagedBuild", "describe_snapshots", "list_snapshots",
            "list_staged", "open_snapshot"]
@@ -42,19 +44,29 @@ _HASH_FULL_LIMIT = 1 << 30  # files above 1 GiB are hashed over their first 64 M
 # -- reading ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Snapshot:
-    """A published snapshot: its folder and manifest."""
+    """A published snapshot: its folder and manifest.
 
-    root: Path
+    A bucket root's snapshot (`root` is then its URL) has its tables fetched into a local `path`
+    (`warehouse.store.remote`); its arrays stay in the bucket (`arrays_path` is their URL)."""
+
+    root: Path | str
     snapshot_id: str
     path: Path
     manifest: dict = field(compare=False, repr=False)
+    remote_arrays: str | None = field(default=None, compare=False, repr=False)
+    fetch: Callable[[str], object] | None = field(default=None, compare=False, repr=False)
 
     def table_path(self, name: str) -> Path:
-        return self.path / TABLES_DIR / f"{name}.parquet"
+        """A table's Parquet file (fetched first, for a bucket root)."""
+        path = self.path / TABLES_DIR / f"{name}.parquet"
+        if self.fetch is not None and not path.is_file():
+            self.fetch(f"{TABLES_DIR}/{name}.parquet")
+        return path
 
     @property
-    def arrays_path(self) -> Path:
-        return self.path / ARRAYS_DIR
+    def arrays_path(self) -> Path | str:
+        """The array store: a folder, or a URL for a bucket root."""
+        return self.remote_arrays or self.path / ARRAYS_DIR
 
     @property
     def database_path(self) -> Path | None:
@@ -63,14 +75,30 @@ class Snapshot:
         return path if path.is_file() else None
 
 
+def list_snapshots(root: Path | str) -> list[str]:
+    """Published snapshot ids of a local or bucket root, oldest first."""
+    loc = root_location(root)
+    return remote.list_snapshots(loc) if isinstance(loc, ObjectRoot) else commit.list_snapshots(loc)
+
+
+def list_staged(root: Path | str) -> list[StagedBuild]:
+    """Builds staged and not yet published (a bucket root's are in this machine's cache of it)."""
+    loc = root_location(root)
+    return commit.list_staged(loc.cache if isinstance(loc, ObjectRoot) else loc)
+
+
 def open_snapshot(root: Path | str, snapshot_id: str | None = None) -> Snapshot:
     """The latest published snapshot of a warehouse root, or the one named; a root that does not
     exist, or holds only a staged build, says so (`NotAWarehouseError`). Repairs
-    ``ROOT/warehouse.duckdb`` on the way when it does not show the latest (`commit.ensure_views`)."""
-    root = Path(root).expanduser().resolve()
-    ids = list_snapshots(root)
+    ``ROOT/warehouse.duckdb`` on the way when it does not show the latest (`commit.ensure_views`).
+    A bucket root (``s3://...``) fetches the snapshot's tables into its local cache, once."""
+    loc = root_location(root)
+    if isinstance(loc, ObjectRoot):
+        return _open_remote(loc, snapshot_id)
+    root = loc
+    ids = commit.list_snapshots(root)
     if not ids:
-        if staged := list_staged(root):
+        if staged := commit.list_staged(root):
             raise NotAWarehouseError(f"no published snapshot yet; {staged[0]}: re-run its command to finish it")
         if not root.exists():
             raise NotAWarehouseError(f"warehouse folder {root} does not exist",
@@ -85,13 +113,45 @@ def open_snapshot(root: Path | str, snapshot_id: str | None = None) -> Snapshot:
     return read_snapshot(root, sid)
 
 
+def _open_remote(root: ObjectRoot, snapshot_id: str | None) -> Snapshot:
+    """A bucket root's snapshot: its manifest and DuckDB tables fetched (Parquet when asked for)."""
+    records = remote.read_commits(root)
+    if not records:
+        if staged := commit.list_staged(root.cache):
+            raise NotAWarehouseError(f"no published snapshot in {root.url} yet; {staged[0]}: "
+                                     "re-run its command to finish it")
+        raise NotAWarehouseError(f"{root.url} is not a warehouse (no published snapshot in {root / remote.COMMITS})",
+                                 hint="build one with `radgenome demo URL` or `radgenome ingest ... -w URL`")
+    by_id = {r["snapshot_id"]: r for r in records}
+    sid = snapshot_id or records[-1]["snapshot_id"]
+    if sid not in by_id:
+        raise SnapshotNotFoundError(f"no snapshot {sid!r} in {root.url}", hint=f"known: {', '.join(by_id)}")
+    return remote_snapshot(root, by_id[sid])
+
+
+def remote_snapshot(root: ObjectRoot, record: dict, *, database: bool = True) -> Snapshot:
+    """The snapshot of commit `record`: its manifest (and with `database`, tables.duckdb) fetched."""
+    sid = record["snapshot_id"]
+    names = [n for n in (MANIFEST, DATABASE) if n in record.get("files", {}) and (database or n == MANIFEST)]
+    path = remote.fetch(root, record, names)
+    manifest = json.loads((path / MANIFEST).read_text())
+    manifest.update({k: record[k] for k in ("created", "attempts") if k in record})
+    return Snapshot(root=root.url, snapshot_id=sid, path=path, manifest=manifest,
+                    remote_arrays=root / f"{SNAPSHOTS}/{sid}/{ARRAYS_DIR}",
+                    fetch=lambda name: remote.fetch(root, record, [name]))
+
+
 def describe_snapshots(root: Path | str) -> list[dict]:
     """One entry per published snapshot of `root`, oldest first: its id, when it was made, its
     source and cases (an empty list where there are none)."""
-    root = Path(root).expanduser().resolve()
+    loc = root_location(root)
+    if isinstance(loc, ObjectRoot):
+        snapshots = [remote_snapshot(loc, r, database=False) for r in remote.read_commits(loc)]
+    else:
+        snapshots = [read_snapshot(loc, sid) for sid in commit.list_snapshots(loc)]
     out = []
-    for sid in list_snapshots(root):
-        m = read_snapshot(root, sid).manifest
+    for snap in snapshots:
+        sid, m = snap.snapshot_id, snap.manifest
         out.append({"snapshot_id": sid, "created": m.get("created"), "source": m.get("source"),
                     "cases": m.get("row_counts", {}).get("cases")})
     return out
@@ -104,6 +164,25 @@ def read_snapshot(root: Path, snapshot_id: str) -> Snapshot:
     if (path / COMMIT).is_file():
         manifest = {**manifest, **json.loads((path / COMMIT).read_text())}
     return Snapshot(root=root, snapshot_id=snapshot_id, path=path, manifest=manifest)
+
+
+def collect_garbage(root: Path | str, keep: int | None, grace: timedelta = timedelta(hours=1), *,
+                    dry_run: bool = False, stagings: bool = False) -> remote.Collected:
+    """Delete all but the newest `keep` snapshots (each only once the one after it is older than
+    `grace`: `remote.superseded`) and, in a bucket, unpublished uploads older than `grace` (with
+    `stagings`, abandoned builds' arrays too). `dry_run` only says what it would delete."""
+    if keep is not None and keep < 1:
+        raise WarehouseError(f"--keep {keep}: the latest snapshot is always kept", hint="give --keep 1 or more")
+    loc = root_location(root)
+    if isinstance(loc, ObjectRoot):
+        return remote.collect_garbage(loc, keep, grace, dry_run=dry_run, stagings=stagings)
+    open_snapshot(loc)  # says what is wrong with a root that is not a warehouse
+    records = [{"snapshot_id": sid, **read_snapshot(loc, sid).manifest} for sid in commit.list_snapshots(loc)]
+    old = [r["snapshot_id"] for r in remote.superseded(records, keep, grace)]
+    objects = sum(1 for sid in old for p in (loc / SNAPSHOTS / sid).rglob("*") if p.is_file())
+    if not dry_run:
+        commit.delete_snapshots(loc, old)
+    return remote.Collected(old, [], objects)
 
 
 # -- hashing ------------------------------------------------------------------------------------
@@ -159,7 +238,14 @@ class SnapshotWriter:
 
     def __init__(self, root: Path | str, build_key: str, *, base: Snapshot | None | bool = True,
                  on_wait: Callable[[str], None] | None = None) -> None:
-        self.root = Path(root).expanduser().resolve()
+        self.location = root_location(root)
+        if isinstance(self.location, ObjectRoot):  # staged in this machine's cache, published to the bucket
+            self.location.check_access()
+            self.target: commit.Target = remote.RemoteTarget(self.location)
+            self.root = self.location.cache
+        else:
+            self.target = commit.LocalTarget(self.location)
+            self.root = self.location
         self.build_key = build_key
         self.staging = self.root / STAGING / build_key
         self.commit_dir = self.staging / "commit"
@@ -168,18 +254,28 @@ class SnapshotWriter:
         (self.staging / "parts").mkdir(exist_ok=True)
         (self.staging / "done").mkdir(exist_ok=True)
         legacy = self.staging / "snapshot" / ARRAYS_DIR  # staged before the commit contract
-        if legacy.is_dir() and not self.arrays_path.exists():
+        if legacy.is_dir() and isinstance(self.arrays_path, Path) and not self.arrays_path.exists():
             os.rename(legacy, self.arrays_path)
         self._carry = base is True or isinstance(base, Snapshot)
-        latest = commit.latest_id(self.root)
+        latest = self.target.latest_id()
         self.base: Snapshot | None = base if isinstance(base, Snapshot) else \
-            read_snapshot(self.root, latest) if base is True and latest else None
+            self._snapshot(latest) if base is True and latest else None
         self.base_id = self.base.snapshot_id if self.base else latest  # what the claim expects as latest
         self.outcome: str | None = None
 
     @property
-    def arrays_path(self) -> Path:
+    def arrays_path(self) -> Path | str:
+        """Where this build's jobs write arrays: the staging folder, or for a bucket root a prefix in
+        the bucket (so workers on other machines write there directly)."""
+        if isinstance(self.location, ObjectRoot):
+            return self.location / remote.staging_arrays(self.build_key)
         return self.staging / ARRAYS_DIR
+
+    def _snapshot(self, snapshot_id: str) -> Snapshot:
+        if isinstance(self.location, ObjectRoot):
+            records = {r["snapshot_id"]: r for r in remote.read_commits(self.location)}
+            return remote_snapshot(self.location, records[snapshot_id], database=False)
+        return read_snapshot(self.root, snapshot_id)
 
     # per-case parts
     def is_done(self, case_id: str) -> bool:
@@ -227,10 +323,13 @@ class SnapshotWriter:
                          "tables": dict(tables or {}), "inputs": inputs or [], "extra": dict(extra or {})}
         try:
             sid, self.outcome = commit.publish(self)
-            commit.ensure_views(self.root)
+            if isinstance(self.location, ObjectRoot):
+                remote.remove_prefix(self.location, f"{STAGING}/{self.build_key}")
+            else:
+                commit.ensure_views(self.root)
             commit.kill_point("views")
             self.discard()
-            return read_snapshot(self.root, sid)
+            return self._snapshot(sid)
         finally:
             self.close()
 
@@ -240,7 +339,7 @@ class SnapshotWriter:
         if latest != self.base_id:
             self.base_id = latest
             if self._carry:
-                self.base = read_snapshot(self.root, latest) if latest else None
+                self.base = self._snapshot(latest) if latest else None
         shutil.rmtree(self.commit_dir, ignore_errors=True)
         (self.commit_dir / TABLES_DIR).mkdir(parents=True)
 
@@ -271,7 +370,12 @@ class SnapshotWriter:
         manifest.json holds the same bytes for the same inputs on the same base; what varies
         between identical builds (the time, the claims tried) goes to commit.json."""
         write_database(self.commit_dir)
-        self._assemble_arrays(set(self._request["replaced"].to_pylist()))
+        replaced = set(self._request["replaced"].to_pylist())
+        if isinstance(self.location, ObjectRoot):  # server-side copies into the snapshot's prefix
+            base = self.base.snapshot_id if self._carry and self.base is not None else None
+            remote.copy_arrays(self.location, snapshot_id, self.build_key, base, replaced)
+        else:
+            self._assemble_arrays(replaced)
         manifest = {
             "format_version": FORMAT_VERSION,
             "snapshot_id": snapshot_id,

@@ -1,0 +1,295 @@
+"""The commit contract on an object store, where there is no rename and no lock.
+
+A bucket root (``s3://bucket/prefix``) holds::
+
+    commits/<NNNNN>.json        one per published snapshot: its id, when, base, and every file's
+                                size and sha256 (what readers verify their copies against)
+    snapshots/<id>/             the snapshot's files, as on a local root (manifest.json, tables/,
+                                tables.duckdb, arrays.zarr/); visible only once its commit exists
+    staging/<build key>/arrays.zarr/   arrays a build's workers wrote, copied into the snapshot
+
+A build uploads every file of the next snapshot under ``snapshots/<id>/`` first, then claims the
+sequence number with one conditional put (``If-None-Match: *``) of ``commits/<NNNNN>.json``:
+two builds on the same base race for the same key and exactly one wins; the other gets False
+from `RemoteTarget.claim` and rebases (`warehouse.store.commit.publish`). Readers list only
+``commits/``, so an upload cut short is never seen: it is garbage that `collect_garbage` removes
+once it is older than the grace period. Deleting an old snapshot rewrites its commit as a
+tombstone (``deleted``) rather than removing it, so its sequence number is never claimed again.
+
+The local side of a bucket root lives in `ObjectRoot.cache`: a build's staging (parts, done
+markers, the next snapshot's tables) and the tables of snapshots opened for reading, fetched
+once and checked against the commit's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from warehouse.core.errors import WarehouseError
+from warehouse.core.ids import case_key
+from warehouse.store import commit
+from warehouse.store.layout import ARRAYS_DIR, COMMIT, MANIFEST, SNAPSHOTS, STAGING
+from warehouse.store.objects import ObjectNotFoundError, ObjectRoot
+
+COMMITS = "commits"
+VERIFIED = ".verified.json"  # in a fetched snapshot's cache folder: the files checked, and their hashes
+_COMMIT_RE = re.compile(r"^(\d{5})\.json$")
+
+
+class CorruptSnapshotError(WarehouseError):
+    """A snapshot's file in the bucket is missing or differs from what its commit recorded."""
+
+    exit_code = 1
+
+
+# -- commits ---------------------------------------------------------------------------------------
+def read_commits(root: ObjectRoot, *, deleted: bool = False) -> list[dict]:
+    """The root's commit records, oldest first (tombstones of deleted snapshots only with `deleted`)."""
+    out = []
+    for name in sorted(m["path"].rsplit("/", 1)[-1] for m in root.list(COMMITS)):
+        if _COMMIT_RE.match(name):
+            record = json.loads(root.get(f"{COMMITS}/{name}"))
+            if deleted or not record.get("deleted"):
+                out.append(record)
+    return out
+
+
+def list_snapshots(root: ObjectRoot) -> list[str]:
+    """Published snapshot ids, oldest first."""
+    return [c["snapshot_id"] for c in read_commits(root)]
+
+
+def _seq(snapshot_id: str) -> int:
+    return int(snapshot_id[:5])
+
+
+def commit_key(snapshot_id: str) -> str:
+    return f"{COMMITS}/{_seq(snapshot_id):05d}.json"
+
+
+@dataclass(frozen=True)
+class RemoteTarget:
+    """`warehouse.store.commit.Target` for a bucket root."""
+
+    root: ObjectRoot
+
+    def latest_id(self) -> str | None:
+        """The newest claimed id, tombstones included (sequence numbers are never reused)."""
+        names = [n for n in (m["path"].rsplit("/", 1)[-1] for m in self.root.list(COMMITS)) if _COMMIT_RE.match(n)]
+        if not names:
+            return None
+        return json.loads(self.root.get(f"{COMMITS}/{max(names)}"))["snapshot_id"]
+
+    def content_hash(self, snapshot_id: str) -> str | None:
+        manifest = json.loads(self.root.get(f"{SNAPSHOTS}/{snapshot_id}/{MANIFEST}"))
+        return manifest.get("content_sha256")
+
+    def is_published(self, snapshot_id: str) -> bool:
+        try:
+            record = json.loads(self.root.get(commit_key(snapshot_id)))
+        except ObjectNotFoundError:
+            return False
+        return record.get("snapshot_id") == snapshot_id
+
+    def claim(self, base_id: str | None, folder: Path, snapshot_id: str) -> bool:
+        """Upload `folder`'s files (its arrays are already in place: `copy_arrays`), then claim
+        `snapshot_id` with a conditional put; False if another build claimed that number first.
+        On success `folder` becomes this root's cached copy of the snapshot."""
+        if self.latest_id() != base_id:
+            return False  # stale already: do not upload
+        files = upload_folder(self.root, folder, f"{SNAPSHOTS}/{snapshot_id}")
+        extra = json.loads((folder / COMMIT).read_text()) if (folder / COMMIT).is_file() else {}
+        record = {**extra, "snapshot_id": snapshot_id, "base_snapshot": base_id, "files": files}
+        commit.kill_point("uploaded")
+        if not self.root.put(commit_key(snapshot_id), json.dumps(record, indent=1, sort_keys=True).encode(),
+                             create=True):
+            return False
+        commit.kill_point("renamed")
+        cached = snapshot_cache(self.root, snapshot_id)
+        if not cached.exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(folder, cached)
+            (cached / VERIFIED).write_text(json.dumps(files, sort_keys=True))
+        return True
+
+
+def upload_folder(root: ObjectRoot, folder: Path, prefix: str) -> dict[str, dict]:
+    """Upload every file below `folder` (arrays aside) to `prefix`; returns each one's size and sha256."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if rel.startswith(ARRAYS_DIR + "/") or rel.endswith(".partial") or rel == VERIFIED:
+            continue
+        files[rel] = _digest(path)
+        root.put(f"{prefix}/{rel}", path)
+    return files
+
+
+def _digest(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return {"size": path.stat().st_size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+
+
+# -- arrays ----------------------------------------------------------------------------------------
+def staging_arrays(build_key: str) -> str:
+    """Where a build's workers write their arrays, relative to the root."""
+    return f"{STAGING}/{build_key}/{ARRAYS_DIR}"
+
+
+def copy_arrays(root: ObjectRoot, snapshot_id: str, build_key: str, base_id: str | None,
+                replaced: Iterable[str]) -> int:
+    """Fill ``snapshots/<id>/arrays.zarr`` by server-side copies: the build's staged case groups,
+    then the base's groups of cases it did not rebuild. Returns the objects copied."""
+    dst = f"{SNAPSHOTS}/{snapshot_id}/{ARRAYS_DIR}"
+    pairs, groups = [], set()
+    staged = staging_arrays(build_key)
+    for m in root.list(staged):
+        rel = _relative(m["path"], staged)
+        groups.add(rel.split("/", 1)[0])
+        pairs.append((f"{staged}/{rel}", f"{dst}/{rel}"))
+    if base_id is not None:
+        skip = groups | {case_key(c) for c in replaced}
+        src = f"{SNAPSHOTS}/{base_id}/{ARRAYS_DIR}"
+        for m in root.list(src):
+            rel = _relative(m["path"], src)
+            if rel.split("/", 1)[0] not in skip:
+                pairs.append((f"{src}/{rel}", f"{dst}/{rel}"))
+    return root.copy_many(pairs)
+
+
+def _relative(path: str, prefix: str) -> str:
+    """A listed object's path (relative to the root) below `prefix`."""
+    return path[len(prefix.strip("/")) + 1:]
+
+
+def remove_prefix(root: ObjectRoot, prefix: str) -> int:
+    keys = [m["path"] for m in root.list(prefix)]
+    root.delete(keys)
+    return len(keys)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def snapshot_cache(root: ObjectRoot, snapshot_id: str) -> Path:
+    """The local folder a snapshot's tables are fetched into."""
+    return root.cache / SNAPSHOTS / snapshot_id
+
+
+def fetch(root: ObjectRoot, record: dict, names: Iterable[str]) -> Path:
+    """Make the cache hold `names` (files of the snapshot of commit `record`), checked against the
+    commit's sha256: a file is downloaded once, and a copy that differs is fetched again."""
+    sid, files = record["snapshot_id"], record.get("files", {})
+    folder = snapshot_cache(root, sid)
+    folder.mkdir(parents=True, exist_ok=True)
+    verified_path = folder / VERIFIED
+    try:
+        verified = json.loads(verified_path.read_text())
+    except (OSError, ValueError):
+        verified = {}
+    changed = False
+    for name in names:
+        expected = files.get(name)
+        if expected is None:
+            raise CorruptSnapshotError(f"snapshot {sid} of {root.url} has no file {name!r} in its commit",
+                                       hint="the commit was written by another version, or by hand: "
+                                            "open another snapshot with --snapshot")
+        local = folder / name
+        if verified.get(name) == expected and local.is_file() and local.stat().st_size == expected["size"]:
+            continue
+        try:
+            root.download(f"{SNAPSHOTS}/{sid}/{name}", local)
+        except ObjectNotFoundError:
+            raise CorruptSnapshotError(
+                f"snapshot {sid} of {root.url}: its commit names {name} but the bucket has no such object",
+                hint="the snapshot was deleted or damaged: open an earlier one with --snapshot, "
+                     "or publish it again") from None
+        got = _digest(local)
+        if got != expected:
+            local.unlink()
+            raise CorruptSnapshotError(
+                f"snapshot {sid} of {root.url}: {name} has sha256 {got['sha256'][:12]}... "
+                f"({got['size']:,} bytes), its commit says {expected['sha256'][:12]}... ({expected['size']:,})",
+                hint="the object was changed after publishing: open an earlier snapshot with --snapshot")
+        verified[name] = expected
+        changed = True
+    if changed:
+        tmp = verified_path.with_suffix(".partial")
+        tmp.write_text(json.dumps(verified, sort_keys=True))
+        os.replace(tmp, verified_path)
+    return folder
+
+
+# -- garbage and old snapshots ---------------------------------------------------------------------
+@dataclass
+class Collected:
+    """What `collect_garbage` removed (or, in a dry run, would remove)."""
+
+    deleted_snapshots: list[str]
+    garbage_prefixes: list[str]
+    objects: int
+
+    def __str__(self) -> str:
+        return (f"{len(self.deleted_snapshots)} old snapshots ({', '.join(self.deleted_snapshots) or '-'}) and "
+                f"{len(self.garbage_prefixes)} unpublished uploads: {self.objects:,} objects")
+
+
+def superseded(records: list[dict], keep: int | None, grace: timedelta) -> list[dict]:
+    """The snapshots `--keep N` deletes: all but the newest `keep`, each only once the snapshot after
+    it was published more than `grace` ago (readers open the latest; one that opened it before then
+    has had `grace` to finish). None keeps all."""
+    if keep is None or len(records) <= keep:
+        return []
+    now = datetime.now(UTC)
+    candidates = records[:len(records) - keep]
+    return [r for r, after in zip(candidates, records[1:], strict=False) if now - created(after) >= grace]
+
+
+def collect_garbage(root: ObjectRoot, keep: int | None, grace: timedelta, *, dry_run: bool = False,
+                    stagings: bool = False) -> Collected:
+    """Delete old snapshots (`superseded`) and uploads no commit names that nothing was written to
+    for `grace` (a build may still be uploading). With `stagings`, also the arrays of builds staged
+    in the bucket and untouched for `grace` (abandoned builds: re-running one then rebuilds nothing
+    it recorded as done, so only remove what will not be resumed)."""
+    now = datetime.now(UTC)
+    live = read_commits(root)
+    old = superseded(live, keep, grace)
+    old_ids = {r["snapshot_id"] for r in old}
+    published = {r["snapshot_id"] for r in live} - old_ids
+    claimed_ids = {r["snapshot_id"] for r in read_commits(root, deleted=True)}
+    by_prefix: dict[str, list[dict]] = {}
+    for top in (SNAPSHOTS, STAGING) if stagings else (SNAPSHOTS,):
+        for m in root.list(top):
+            name = _relative(m["path"], top).split("/", 1)[0]
+            by_prefix.setdefault(f"{top}/{name}", []).append(m)
+    doomed, garbage = [], []
+    for prefix, objs in sorted(by_prefix.items()):
+        name = prefix.split("/", 1)[1]
+        if name in old_ids:
+            doomed.append(prefix)
+        elif name not in published and (name in claimed_ids or now - max(m["last_modified"] for m in objs) >= grace):
+            garbage.append(prefix)  # a tombstoned snapshot's leftovers, or an abandoned upload or staging
+    if not dry_run:
+        for r in old:  # the tombstone first: no reader opens the snapshot from now on
+            tomb = {**r, "deleted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": {}}
+            root.put(commit_key(r["snapshot_id"]), json.dumps(tomb, indent=1, sort_keys=True).encode())
+        for prefix in doomed + garbage:
+            root.delete(m["path"] for m in by_prefix[prefix])
+        for r in old:
+            shutil.rmtree(snapshot_cache(root, r["snapshot_id"]), ignore_errors=True)
+    return Collected(sorted(old_ids), garbage, sum(len(by_prefix[p]) for p in doomed + garbage))
+
+
+def created(record: dict) -> datetime:
+    """When a commit record (or a local snapshot's commit.json) says it was published."""
+    try:
+        return datetime.strptime(record["created"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (KeyError, ValueError):
+        return datetime.now(UTC)  # unknown: treat as just published (never deleted early)
