@@ -13,8 +13,10 @@ import pytest
 from queries import get_query, list_queries, transpile
 from queries.portable import catalog
 from tests.fixtures import query_fixture as fx
+from tests.fixtures.s3 import ENV as S3_ENV
 from warehouse import Warehouse
 from warehouse.core import schema
+from warehouse.store.snapshot import open_snapshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")]
 
@@ -41,9 +43,21 @@ CASES = [(q.name, dict(q.example)) for q in list_queries()] + EXTRA
 
 
 @pytest.fixture(scope="module")
-def warehouses(tmp_path_factory):
-    root = tmp_path_factory.mktemp("spark_wh")
-    snap = fx.build(root)
+def warehouses(tmp_path_factory, s3_server):
+    """The fixture published to a bucket (the S3 server of tests/fixtures/s3.py). Spark reads the
+    snapshot's Parquet as fetched from the bucket into the local cache and checked against the
+    commit's sha256: Spark's own S3 connector (hadoop-aws) needs jars that no registry here serves."""
+    with pytest.MonkeyPatch.context() as env:
+        for k, v in {**S3_ENV, "AWS_ENDPOINT_URL": s3_server.endpoint,
+                     "RADGENOME_CACHE": str(tmp_path_factory.mktemp("cache"))}.items():
+            env.setenv(k, v)
+        root = f"s3://{s3_server.make_bucket()}/wh"
+        fx.build(root)
+        yield from _spark_over(root)
+
+
+def _spark_over(root: str):
+    snap = open_snapshot(root)
     try:
         from pyspark.sql import SparkSession
 
