@@ -11,7 +11,8 @@ import pytest
 
 from tests import SHARED_DATA
 
-pytest_plugins = ["tests.fixtures.s3"]  # s3_server, s3_env, bucket: a real S3 server on localhost
+# s3_server, s3_env, bucket: a real S3 server on localhost; counting_s3_server: one that logs and can refuse
+pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.s3_counting"]
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # Process pools and build workers start from the forkserver: import the heavy modules there once, not

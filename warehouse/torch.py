@@ -13,6 +13,9 @@ MetaTensors inside a `monai.transforms.Compose`. The store is opened lazily, onc
 process, so datasets and transforms pickle and work with `DataLoader(num_workers=N)`.
 Workers forked from a process that has read arrays read with zarr-python, not TensorStore
 (`warehouse.store.arrays.io`); ``multiprocessing_context="forkserver"`` keeps the fast reader.
+A warehouse in a bucket (``s3://...``) streams crops the same way: the dataset finds its snapshot's
+array store before workers fork, and forked workers read through TensorStore (obstore hangs after
+a fork); a parent that has itself read voxels from the bucket needs ``forkserver`` (or ``spawn``).
 This is the only module of the package that imports torch and MONAI.
 """
 
@@ -37,6 +40,8 @@ from warehouse.core.grid import AIR_HU, shift_affine  # AIR_HU: padding is air, 
 from warehouse.exports.bundle import cohort
 from warehouse.exports.bundle_tables import region_texts
 from warehouse.store.arrays import ArrayStore
+from warehouse.store.arrays.io import obstore_usable
+from warehouse.store.objects import ObjectStoreError, is_url, root_location
 from warehouse.store.snapshot import open_snapshot
 
 RESIZE_MODES = ("pad", "resample")
@@ -67,18 +72,37 @@ def cohort_items(wh: Warehouse, region: str, sql: str | None = None, query: str 
 
 
 class CropReader:
-    """Region crops of one warehouse root; each process opens the snapshots' stores on first use."""
+    """Region crops of one warehouse root (a folder or a bucket URL); each process opens the
+    snapshots' stores on first use.
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = str(Path(root).expanduser().resolve())
+    `arrays`: snapshot id -> its array store's location, where the caller knows it. A remote
+    root's snapshots should be known (`remember`) before DataLoader workers fork: finding one
+    reads the bucket through obstore, which hangs in a forked child (`warehouse.store.arrays.io`).
+    """
+
+    def __init__(self, root: str | Path, arrays: Mapping[str | None, str | Path] | None = None) -> None:
+        self.root = str(root_location(root))  # a resolved local path, or the URL
+        self._arrays: dict[str | None, str | Path] = dict(arrays or {})
         self._stores: dict[str | None, Any] = {}
         self._pid = os.getpid()
 
     def __getstate__(self) -> dict:
-        return {"root": self.root}  # open stores stay behind: a worker opens its own
+        return {"root": self.root, "arrays": self._arrays}  # open stores stay behind: a worker opens its own
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["root"])
+        self.__init__(state["root"], state.get("arrays"))
+
+    def remember(self, snapshot_id: str | None = None) -> str | Path:
+        """Find a snapshot's array store now (None: the latest), so workers forked later need not."""
+        if snapshot_id not in self._arrays:
+            if is_url(self.root) and not obstore_usable():
+                raise ObjectStoreError(
+                    f"cannot open snapshot {snapshot_id or 'latest'} of {self.root} in a forked DataLoader worker",
+                    hint="make the reader in the parent with this snapshot known (RegionDataset does), or use "
+                         "DataLoader(..., multiprocessing_context='forkserver')")
+            snap = open_snapshot(self.root, snapshot_id)
+            self._arrays[snapshot_id] = self._arrays[snap.snapshot_id] = snap.arrays_path
+        return self._arrays[snapshot_id]
 
     def store(self, snapshot_id: str | None):
         if self._pid != os.getpid():  # a forked worker: never share the parent's handles
@@ -86,7 +110,7 @@ class CropReader:
         if snapshot_id not in self._stores:
             # The array store itself, not a Warehouse: a DataLoader worker forked from a process running
             # DuckDB must not start DuckDB (a Warehouse's engine segfaulted there), and needs no SQL.
-            self._stores[snapshot_id] = ArrayStore(open_snapshot(self.root, snapshot_id).arrays_path, mode="r")
+            self._stores[snapshot_id] = ArrayStore(self.remember(snapshot_id), mode="r")
         return self._stores[snapshot_id]
 
     def crop(self, case_id: str, region: str, margin_mm: float, snapshot_id: str | None = None
@@ -156,7 +180,7 @@ class RegionDataset(torch.utils.data.Dataset):
                  size: Sequence[int] | None = None, resize: str = "pad", transform: Any = None) -> None:
         wh = warehouse if isinstance(warehouse, Warehouse) else Warehouse.open(warehouse)
         self.items, self.notes = cohort_items(wh, region, sql, query, params, margin_mm)
-        self.reader = CropReader(wh.root)
+        self.reader = CropReader(wh.root, {wh.snapshot_id: wh.arrays.path})
         self.size, self.resize, self.transform = (tuple(size) if size else None), resize, transform
         if resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {RESIZE_MODES}, not {resize!r}")
@@ -189,6 +213,8 @@ class LoadRegionCropd(MapTransform):
         if not 1 <= len(self.keys) <= 2:
             raise ValueError("keys: the image key, and optionally the mask key")
         self.reader = CropReader(warehouse)
+        if is_url(self.reader.root):
+            self.reader.remember()  # the latest snapshot, found before any worker forks
         self.region = anatomy().resolve(region).name if region else None
         self.margin_mm, self.size, self.resize, self.case_key = margin_mm, size, resize, case_key
 

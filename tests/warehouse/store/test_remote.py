@@ -248,3 +248,22 @@ def test_a_network_error_mid_publish_leaves_the_last_good_snapshot(bucket, s3_en
     assert [b.cases for b in list_staged(bucket)] == [2]  # staged: the same command resumes
     s = build(cube("b", 10), bucket, runner="local", progress=False)
     assert s.skipped == 2 and list_snapshots(bucket)[:1] == good and len(list_snapshots(bucket)) == 2
+
+
+def test_wrong_credentials_and_a_read_only_prefix_say_so(bucket, counting_s3_server, monkeypatch, tmp_path):
+    build(cube("a", 1), bucket, runner="local", progress=False)
+    good = list_snapshots(bucket)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", counting_s3_server.endpoint)  # the same buckets, checked
+    monkeypatch.setenv("RADGENOME_CACHE", str(tmp_path / "another-machine"))
+    counting_s3_server.refuse("wrong-key")
+    with monkeypatch.context() as m:
+        m.setenv("AWS_ACCESS_KEY_ID", "wrong-key")
+        with pytest.raises(ObjectStoreError) as e:
+            Warehouse.open(bucket)
+    assert "credentials were refused" in one_line(e) and "AWS_ACCESS_KEY_ID" in e.value.hint
+    counting_s3_server.make_read_only("/" + bucket.removeprefix("s3://"))
+    with pytest.raises(ObjectStoreError) as e:
+        build(cube("b", 10), bucket, runner="local", progress=False)
+    assert "access denied" in one_line(e) and bucket in str(e.value)
+    assert list_snapshots(bucket) == good  # nothing published; the last good snapshot reads
+    assert Warehouse.open(bucket).sql("SELECT count(*) AS n FROM cases")["n"][0] == 2

@@ -5,7 +5,8 @@
 - `parts`: parents stored as their parts (lung = its lobes) and expanded again
 - `stats`: the `region_stats` rows measured from the layers
 - `ome`: OME-NGFF metadata and the per-structure catalogue
-- `io`: opening and writing one array (zarr-python or TensorStore)
+- `io`: where the bytes are (a folder or a bucket) and opening and writing one array (zarr-python or
+  TensorStore)
 """
 
 from warehouse.store.arrays.store import CHUNK, FORMAT, ArrayStore

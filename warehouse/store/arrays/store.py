@@ -1,6 +1,7 @@
 """The array store: CT volumes and lossless label layers, one Zarr v3 group per case.
 
-Layout of ``arrays.zarr`` (a local Zarr v3 store)::
+Layout of ``arrays.zarr`` (a Zarr v3 store: a local folder, or a folder in a bucket,
+``s3://bucket/prefix/.../arrays.zarr``; `warehouse.store.arrays.io`)::
 
     <case_key>/                 attrs: case_id, affine (4x4), shape, axes (x, y, z), ome (with an image)
       image                     int16 HU, NIfTI voxel order (x, y, z)
@@ -36,7 +37,17 @@ from warehouse.core.errors import ArrayNotFoundError, GridMismatchError, IngestE
 from warehouse.core.grid import AIR_HU, Grid, margin_box, same_affine, shift_affine
 from warehouse.core.ids import case_key
 from warehouse.store.arrays import ome
-from warehouse.store.arrays.io import ArrayReader, open_array, write_array
+from warehouse.store.arrays.io import (
+    ArrayReader,
+    Node,
+    RemoteNode,
+    errors,
+    node,
+    obstore_usable,
+    open_array,
+    write_array,
+    zarr_store,
+)
 from warehouse.store.arrays.layers import label_map_layer, pack_masks, union_in_box
 from warehouse.store.arrays.ome import Structure
 from warehouse.store.arrays.parts import pieces
@@ -81,27 +92,46 @@ class _Case:
 
 
 class ArrayStore:
-    """CT volumes and label layers of many cases; see the module docstring for the layout."""
+    """CT volumes and label layers of many cases; see the module docstring for the layout.
 
-    def __init__(self, path: Path | str, mode: str = "a") -> None:
+    `location`: a local folder, or a bucket URL (``s3://bucket/prefix/arrays.zarr``; see
+    `warehouse.store.objects`). `path` is the folder as a `Path`, or the URL as given.
+    """
+
+    def __init__(self, location: Path | str, mode: str = "a") -> None:
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' or 'a', not {mode!r}")
-        self.path, self.mode = Path(path), mode
-        if mode == "r" and not (self.path / "zarr.json").is_file():
-            raise ArrayNotFoundError(f"no array store at {self.path}", hint="build the warehouse first")
-        self._store = zarr.storage.LocalStore(self.path, read_only=mode == "r")
-        self._root = self._open_root()
+        self._node: Node = node(location)
+        self.mode = mode
+        self.path: Path | str = self._node if isinstance(self._node, Path) else str(self._node)
         self._cases: dict[str, _Case] = {}
+        # zarr-python's store (in a process forked from one using obstore: opened if ever needed, see io)
+        self._store: Any = zarr_store(self._node, mode == "r") if isinstance(self._node, Path) or obstore_usable() \
+            else None
+        self._root: zarr.Group | None = None
+        if mode == "r":
+            if ome.read_attrs(self._node) is None:  # a GET, not a HEAD: a refusal's body says why
+                if isinstance(self._node, RemoteNode):
+                    self._node.root.check_access()  # a missing bucket says so
+                raise ArrayNotFoundError(f"no array store at {self.path}", hint="build the warehouse first")
+        else:
+            self._root = self._open_root()
+
+    @property
+    def store(self) -> Any:
+        """zarr-python's store of this array store."""
+        if self._store is None:
+            self._store = zarr_store(self._node, read_only=self.mode == "r")
+        return self._store
 
     def _open_root(self) -> zarr.Group:
         """Open the root group; in mode 'a' create it once, if missing (case writes never touch it)."""
-        if self.mode == "r":
-            return zarr.open_group(self._store, mode="r")
-        try:
-            return zarr.open_group(self._store, mode="a",
-                                   attributes={"radgenome_warehouse": {"arrays_format": FORMAT}})
-        except ContainsGroupError:  # another process created it between zarr's check and its write
-            return zarr.open_group(self._store, mode="r+")
+        with errors("write", self._node):
+            try:
+                return zarr.open_group(self.store, mode="a",
+                                       attributes={"radgenome_warehouse": {"arrays_format": FORMAT}})
+            except ContainsGroupError:  # another process created it between zarr's check and its write
+                return zarr.open_group(self.store, mode="r+")
 
     def __repr__(self) -> str:
         return f"ArrayStore({str(self.path)!r}, mode={self.mode!r})"
@@ -126,11 +156,13 @@ class ArrayStore:
             hu = hu.astype(np.int16)
         key = case_key(case_id)
         self._cases.pop(key, None)
-        group = zarr.create_group(self._store, path=key, overwrite=True,
-                                  attributes=_case_attrs(case_id, affine, hu.shape))
-        write_array(self.path, f"{key}/image", self._store, hu, fill_value=AIR_HU, **chunking(hu.shape),
+        with errors("write", self._node / key):
+            group = zarr.create_group(self.store, path=key, overwrite=True,
+                                      attributes=_case_attrs(case_id, affine, hu.shape))
+        write_array(self._node, f"{key}/image", self.store, hu, fill_value=AIR_HU, **chunking(hu.shape),
                     compressors=BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"))
-        group.attrs["ome"] = ome.image_attrs(case_id, affine)
+        with errors("write", self._node / key):
+            group.attrs["ome"] = ome.image_attrs(case_id, affine)
 
     def write_masks(self, case_id: str, masks: Mapping[str, Any] | Iterable[tuple[str, Any]],
                     affine: np.ndarray, mask_source: str = "radgenome",
@@ -167,8 +199,9 @@ class ArrayStore:
         self._writable(case_id)
         key = case_key(case_id)
         self._cases.pop(key, None)
-        if key in self._root:
-            del self._root[key]
+        with errors("delete", self._node / key):
+            if key in self._root:
+                del self._root[key]
 
     def _grid(self, case_id: str, affine: np.ndarray, what: str) -> tuple[np.ndarray, Grid | None]:
         """The call's affine, checked against the case's grid (image or earlier masks) if it has one."""
@@ -197,28 +230,35 @@ class ArrayStore:
             case = None
         if case is None and shape is None:  # a new case and no mask at all: nothing to record
             return []
-        if case is None:
-            zarr.create_group(self._store, path=key, attributes=_case_attrs(case_id, affine, shape))
-        labels = zarr.open_group(self._store, path=f"{key}/labels", mode="a")
+        with errors("write", self._node / key):
+            self._write_layers(case_id, case is None, mask_source, layers, structures, affine, shape, image)
+        self._cases.pop(key, None)
+        return region_stats(case_id, mask_source, structures, lambda name, sl: layers[name][sl], affine,
+                            image, anatomy(), measured)
+
+    def _write_layers(self, case_id: str, new: bool, mask_source: str, layers: dict[str, np.ndarray],
+                      structures: list[Structure], affine: np.ndarray, shape: tuple | None,
+                      image: np.ndarray | None) -> None:
+        key = case_key(case_id)
+        if new:
+            zarr.create_group(self.store, path=key, attributes=_case_attrs(case_id, affine, shape))
+        labels = zarr.open_group(self.store, path=f"{key}/labels", mode="a")
         listed = labels.attrs.get("ome", {}).get("labels", [])
         keep = [n for n in listed if n in labels and labels[n].attrs.get("mask_source") != mask_source]
         for name in [n for n in labels.group_keys() if n not in keep]:  # this source's, and leftovers
             del labels[name]
         for name, arr in layers.items():
             props = [s.ome_property() for s in structures if s.layer == name]
-            zarr.create_group(self._store, path=f"{key}/labels/{name}", attributes={
+            zarr.create_group(self.store, path=f"{key}/labels/{name}", attributes={
                 "mask_source": mask_source,
                 "ome": ome.image_label_attrs(case_id, name, affine, props, has_image=image is not None)})
-            write_array(self.path, f"{key}/labels/{name}/0", self._store, arr, fill_value=0, **chunking(arr.shape),
+            write_array(self._node, f"{key}/labels/{name}/0", self.store, arr, fill_value=0, **chunking(arr.shape),
                         compressors=LABEL_CODEC)
         unlayered = {}  # structures in no layer: with no voxel, or exactly the union of their parts
         for kind, wanted in (("empty", lambda s: s.voxels == 0), ("unions", lambda s: s.voxels > 0)):
             unlayered[kind] = [d for d in labels.attrs.get(kind, []) if d["mask_source"] != mask_source]
             unlayered[kind] += [s.to_dict() for s in structures if s.layer is None and wanted(s)]
         labels.attrs.update({"ome": ome.labels_attrs(keep + list(layers)), **unlayered})
-        self._cases.pop(key, None)
-        return region_stats(case_id, mask_source, structures, lambda name, sl: layers[name][sl], affine,
-                            image, anatomy(), measured)
 
     def _writable(self, case_id: str) -> None:
         if self.mode != "a":
@@ -227,7 +267,7 @@ class ArrayStore:
     # -- reading -----------------------------------------------------------------------------
     def cases(self) -> list[str]:
         """Case ids in the store."""
-        found = (ome.read_attrs(p) for p in self.path.iterdir() if p.is_dir())
+        found = ome.read_many([p for p in self._node.iterdir() if p.is_dir()])
         return sorted(a["case_id"] for a in found if a and "case_id" in a)
 
     def has_image(self, case_id: str) -> bool:
@@ -292,7 +332,7 @@ class ArrayStore:
     def _case(self, case_id: str) -> _Case:
         key = case_key(case_id)
         if key not in self._cases:
-            self._cases[key] = _load_case(self.path, key, case_id)
+            self._cases[key] = _load_case(self._node, key, case_id)
         return self._cases[key]
 
     def _image_case(self, case_id: str) -> _Case:
@@ -305,7 +345,8 @@ class ArrayStore:
     def _array(self, case: _Case, name: str) -> ArrayReader:
         if name not in case.arrays:
             path = f"{case.key}/image" if name == "image" else f"{case.key}/labels/{name}/0"
-            case.arrays[name] = open_array(self.path, path, self._store)
+            # Remote reads may cache chunks: a store opened read-only is a snapshot's, whose bytes never change.
+            case.arrays[name] = open_array(self._node, path, lambda: self.store, cached=self.mode == "r")
         return case.arrays[name]
 
     def _reader(self, case: _Case) -> Callable[[str, tuple[slice, ...]], np.ndarray]:
@@ -348,10 +389,11 @@ def _layer_prefix(mask_source: str) -> str:
     return safe if safe == mask_source else f"{safe}_{hashlib.sha1(mask_source.encode()).hexdigest()[:6]}"
 
 
-def _load_case(root: Path, key: str, case_id: str) -> _Case:
+def _load_case(root: Node, key: str, case_id: str) -> _Case:
     attrs = ome.read_attrs(root / key)
     if attrs is None or "affine" not in attrs:
-        raise ArrayNotFoundError(f"no case {case_id!r} in the array store", case_id=case_id)
+        where = f" at {root}" if isinstance(root, RemoteNode) else ""
+        raise ArrayNotFoundError(f"no case {case_id!r} in the array store{where}", case_id=case_id)
     return _Case(case_id=attrs.get("case_id", case_id), key=key, affine=np.asarray(attrs["affine"], float),
                  shape=tuple(attrs["shape"]), has_image=(root / key / "image" / "zarr.json").is_file(),
                  structures=ome.read_structures(root / key))
