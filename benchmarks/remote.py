@@ -181,10 +181,11 @@ def loader_part(tmp: Path, bucket: str, cases: int, passes: int) -> dict:
     def rate(root, cache_mb: str) -> float:
         os.environ["RADGENOME_ARRAY_CACHE_MB"] = cache_mb
         data = RegionDataset(root, region="lung", sql="SELECT case_id FROM cases")
-        # forkserver: this process has used obstore and TensorStore (building, part 1), and neither works in
-        # a child forked after that (warehouse/store/arrays/io.py); a fresh process forked by a user is fine.
+        # spawn: this process has used obstore and TensorStore (building, part 1), and neither works in a
+        # child forked after that (warehouse/store/arrays/io.py; a fresh process forked by a user is fine);
+        # and unlike forkserver's, spawned workers see this run's RADGENOME_ARRAY_CACHE_MB.
         loader = DataLoader(data, batch_size=1, num_workers=2, persistent_workers=True, collate_fn=_first,
-                            multiprocessing_context="forkserver")
+                            multiprocessing_context="spawn")
         sum(1 for _ in loader)  # warm-up: workers started, cases opened (and, with a cache, chunks kept)
         t = time.perf_counter()
         n = sum(1 for _ in range(passes) for _ in loader)
