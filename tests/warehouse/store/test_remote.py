@@ -115,20 +115,41 @@ def test_an_identical_rebuild_publishes_nothing(bucket):
     assert len(list_snapshots(bucket)) == 1
 
 
-KILLED_BUILD = """
+BUILD = """
 import sys
 from ingest.runner import build
 from tests.fixtures.build_workers import CubeSource
-build(CubeSource("a", first=1, n=2, arrays=False), sys.argv[1], runner="local", progress=False)
+s = build(CubeSource(sys.argv[2], first=int(sys.argv[3]), n=2, arrays=False), sys.argv[1], runner="local",
+          progress=False)
+print(s.snapshot_id, s.outcome)
 """
 
 
-def run_build_process(root: str, s3_env, cache, kill_at: str | None = None) -> int:
+def build_process(root: str, s3_env, cache, kill_at: str | None = None, name: str = "a",
+                  first: int = 1) -> subprocess.Popen:
+    """A build of two cases in another process (its own cache: another machine)."""
     env = {**env_for(s3_env), "RADGENOME_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
     if kill_at:
         env[commit.KILL_ENV] = kill_at
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED_BUILD), root], env=env, cwd=ROOT,
-                          timeout=120).returncode
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(BUILD), root, name, str(first)], env=env,
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+def run_build_process(root: str, s3_env, cache, kill_at: str | None = None) -> int:
+    return build_process(root, s3_env, cache, kill_at).wait(timeout=120)
+
+
+def test_builds_from_two_machines_at_once_each_publish_once(bucket, s3_env, tmp_path):
+    build(cube("seed", 100), bucket, runner="local", progress=False)
+    procs = [build_process(bucket, s3_env, tmp_path / f"machine{i}", name=f"m{i}", first=10 * (i + 1))
+             for i in range(2)]
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    ids = list_snapshots(bucket)
+    assert [int(x[:5]) for x in ids] == [1, 2, 3] and sorted(o[0] for o in outs) == ids[1:]
+    assert {o[1] for o in outs} == {"published"}
+    cases = {r["case_id"] for r in rows(open_snapshot(bucket))["cases"]}
+    assert cases == {case_id(i) for i in (10, 11, 20, 21, 100, 101)}  # neither lost the other's rows
 
 
 @pytest.mark.parametrize("step", ["assembled", "uploaded", "renamed"])
