@@ -15,6 +15,7 @@ same data.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,13 +210,53 @@ def _region_stats(n: int, rng: np.random.Generator) -> pd.DataFrame:
                          "VolumeMl": np.round(voxels.ravel() * VOXEL_ML, 3)})
 
 
-def generate(seeds: Seeds, scale: float = 1.0, seed: int = 0) -> Release:
-    """A release of `scale` x RadGenome's size (25,692 cases at 1)."""
-    rng = np.random.default_rng(seed)
+@dataclass
+class Plan:
+    """The cases of a release before their rows: names, metadata and the template each copies."""
+
+    cases: pd.DataFrame  # as Release.cases, in the order the names were made
+    tids: np.ndarray  # per case: the real case it copies
+
+    @property
+    def n_cases(self) -> int:
+        return len(self.cases)
+
+
+def plan(seeds: Seeds, scale: float, rng: np.random.Generator) -> Plan:
+    """The cases of a release of `scale` x RadGenome's size (25,692 cases at 1)."""
     n_train, n_valid = max(1, round(TRAIN_CASES * scale)), max(1, round(VALIDATION_CASES * scale))
     cases = _case_metadata(_names(n_train, n_valid, rng), seeds, rng)
+    return Plan(cases=cases, tids=rng.integers(seeds.n_templates, size=len(cases)))
+
+
+def generate(seeds: Seeds, scale: float = 1.0, seed: int = 0) -> Release:
+    """A release of `scale` x RadGenome's size (25,692 cases at 1), all in memory (about 1.4 GB of
+    pandas frames at scale 1: see `generate_chunks` for larger ones)."""
+    rng = np.random.default_rng(seed)
+    p = plan(seeds, scale, rng)
+    return _rows(seeds, p.cases, p.tids, rng)
+
+
+def generate_chunks(seeds: Seeds, scale: float, seed: int, chunk_cases: int) -> tuple[Plan, Iterator[Release]]:
+    """The same kind of release as `generate`, made `chunk_cases` cases at a time (memory bounded by a
+    chunk): its plan, and the chunks' releases, each a run of cases in case-id order, so chunk after
+    chunk the rows of a table sorted by case id follow each other. Each chunk draws from its own
+    random stream (the data differ from `generate`'s at the same seed, not its distributions)."""
+    p = plan(seeds, scale, np.random.default_rng(seed))
+    order = np.argsort(p.cases["Volumename"].to_numpy().astype(str), kind="stable")
+
+    def chunks() -> Iterator[Release]:
+        for i, start in enumerate(range(0, len(order), chunk_cases)):
+            idx = order[start:start + chunk_cases]
+            yield _rows(seeds, p.cases.iloc[idx].reset_index(drop=True), p.tids[idx],
+                        np.random.default_rng([seed, i + 1]))
+
+    return p, chunks()
+
+
+def _rows(seeds: Seeds, cases: pd.DataFrame, tids: np.ndarray, rng: np.random.Generator) -> Release:
+    """Every released table's rows for `cases` (each copying template `tids`)."""
     n = len(cases)
-    tids = rng.integers(seeds.n_templates, size=n)
     vol = cases["Volumename"].to_numpy()
 
     def named(df: pd.DataFrame) -> pd.DataFrame:
@@ -275,16 +316,45 @@ def _metadata_frame(release: Release) -> pd.DataFrame:
 
 def write_csvs(release: Release, out: Path) -> dict[str, int]:
     """Write the released-format CSVs (pandas-style minimal quoting); returns bytes per file."""
-    import pyarrow.csv as pacsv
+    with CsvWriter(out) as w:
+        w.write(release)
+    return w.sizes
 
-    out.mkdir(parents=True, exist_ok=True)
-    sizes = {}
-    for table, (pattern, cols) in FILES.items():
-        df = _metadata_frame(release) if table == "metadata" else getattr(release, table)
-        for split in ("train", "validation"):
-            part = df[df["split"] == split][cols]
-            path = out / pattern.format(split=SPLIT_FILE[split])
-            pacsv.write_csv(pa.Table.from_pandas(part, preserve_index=False), path,
-                            pacsv.WriteOptions(quoting_style="needed"))
-            sizes[path.name] = path.stat().st_size
-    return sizes
+
+class CsvWriter:
+    """The released-format CSVs written a release chunk at a time (`write`), one header per file;
+    `sizes` (bytes per file) once closed."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.sizes: dict[str, int] = {}
+        self._open: dict[Path, tuple[object, pa.Schema]] = {}
+        out.mkdir(parents=True, exist_ok=True)
+
+    def write(self, release: Release) -> None:
+        import pyarrow.csv as pacsv
+
+        for table, (pattern, cols) in FILES.items():
+            df = _metadata_frame(release) if table == "metadata" else getattr(release, table)
+            for split in ("train", "validation"):
+                path = self.out / pattern.format(split=SPLIT_FILE[split])
+                part = pa.Table.from_pandas(df[df["split"] == split][cols], preserve_index=False)
+                if path not in self._open:  # the first chunk's types; a column of nulls only is text
+                    schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                                        for f in part.schema]).remove_metadata()
+                    self._open[path] = (pacsv.CSVWriter(path, schema, write_options=pacsv.WriteOptions(
+                        quoting_style="needed")), schema)
+                writer, schema = self._open[path]
+                writer.write_table(part.cast(schema))
+
+    def close(self) -> None:
+        for path, (writer, _) in self._open.items():
+            writer.close()
+            self.sizes[path.name] = path.stat().st_size
+        self._open.clear()
+
+    def __enter__(self) -> CsvWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
