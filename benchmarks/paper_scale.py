@@ -23,12 +23,10 @@ cases, about 90M rows) the build fits this machine (24 GB, 2 cores) and every qu
 seconds, peak memory of the process tree, each query's median against 100 ms).
 
 Memory: rows are generated, written as CSVs and saved as snapshot parts `--chunk-cases` cases at a
-time, so only staging the snapshot grows with the scale. The library's `SnapshotWriter.stage_tables`
-holds each table about twice (all its parts, then a sorted copy); where that would pass
-`--memory-gb` the build stages with the benchmark's `StreamingSnapshotWriter` instead (same Parquet,
-a slice at a time; `--staging` forces either) and says so. Pandas reads the whole CSVs: above
-`--pandas-max-gb` of them (about 0.62 GB per unit of scale) it is skipped, and the CSVs not written
-(it says so), unless `--pandas` is given.
+time; publishing sorts each table out of core under RADGENOME_BUILD_MEMORY (the library's
+`SnapshotWriter.stage_tables`, warehouse/store/parquet.py), so no step holds a whole table. Pandas
+reads the whole CSVs: above `--pandas-max-gb` of them (about 0.62 GB per unit of scale) it is
+skipped, and the CSVs not written (it says so), unless `--pandas` is given.
 """
 
 from __future__ import annotations
@@ -50,12 +48,13 @@ from pathlib import Path
 
 from benchmarks._paper.generate import CsvWriter, Release, Seeds, generate_chunks, load_seeds
 from benchmarks._paper.pandas_answers import ANSWERS
-from benchmarks._paper.tables import StreamingSnapshotWriter, to_warehouse
+from benchmarks._paper.tables import to_warehouse
 from queries import list_queries
 from warehouse import Warehouse
 from warehouse.core.errors import QueryLimitWarning
 from warehouse.core.reference import reference_tables
-from warehouse.store.snapshot import SnapshotWriter, sort_table
+from warehouse.store.parquet import sort_table
+from warehouse.store.snapshot import SnapshotWriter
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 
@@ -142,18 +141,15 @@ def _files_gb(folder: Path) -> dict[str, float]:
 
 
 def build_chunked(seeds: Seeds, scale: float, seed: int, root: Path, csv_dir: Path | None, *,
-                  chunk_cases: int = CHUNK_CASES, staging: str = "auto", memory_gb: float = 12.0,
-                  mem: Memory | None = None, say=print) -> tuple[Warehouse, dict]:
+                  chunk_cases: int = CHUNK_CASES, mem: Memory | None = None, say=print) -> tuple[Warehouse, dict]:
     """Generate `scale` x RadGenome `chunk_cases` cases at a time, write each chunk's released CSVs
-    (unless `csv_dir` is None) and save its warehouse rows as one snapshot part, then publish.
-    `staging`: library (SnapshotWriter.stage_tables), streamed (StreamingSnapshotWriter), or auto
-    (streamed where the library's ~2x the largest table would pass `memory_gb`). Returns the
-    warehouse and what was measured: cases, rows (per table), generate_s, csv_s, build_s (rows ->
-    parts, plus publish_s), staging, library_stage_gb (its estimate)."""
+    (unless `csv_dir` is None) and save its warehouse rows as one snapshot part, then publish. Returns
+    the warehouse and what was measured: cases, rows (per table), generate_s, csv_s, build_s (rows ->
+    parts, plus publish_s), parts_gb."""
     t_start = time.perf_counter()
     plan, chunks = generate_chunks(seeds, scale, seed, chunk_cases)
     key = f"paper-scale-{plan.n_cases}"
-    writer = StreamingSnapshotWriter(root, key, base=False)
+    writer = SnapshotWriter(root, key, base=False)
     gen_s = csv_s = parts_s = 0.0
     rows: dict[str, int] = {}
     csv = CsvWriter(csv_dir) if csv_dir is not None else None
@@ -179,16 +175,8 @@ def build_chunked(seeds: Seeds, scale: float, seed: int, root: Path, csv_dir: Pa
         csv_s += s
     gc.collect()
     sizes = _files_gb(writer.staging / "parts")
-    library_gb = 2 * max(sizes.values(), default=0.0) + Memory.rss_gb()  # its concat plus its sorted copy
-    if staging == "auto":
-        staging = "library" if library_gb <= memory_gb else "streamed"
-    say(f"parts saved: {sum(sizes.values()):.2f} GB of Arrow (largest {max(sizes, key=sizes.get)} "
-        f"{max(sizes.values()):.2f} GB); the library's stage_tables would need about {library_gb:.1f} GB "
-        f"(budget {memory_gb:g} GB): staging {staging}" + (" (benchmarks/_paper/tables.py StreamingSnapshotWriter)"
-                                                           if staging == "streamed" else ""))
-    writer.streamed = staging == "streamed"
-    if mem:
-        writer.on_phase = lambda phase: mem.phase(f"publish: {phase}")
+    say(f"parts saved: {sum(sizes.values()):.2f} GB of compressed Arrow (largest {max(sizes, key=sizes.get)} "
+        f"{max(sizes.values()):.2f} GB)")
     if mem:
         mem.phase("publish")
     t = time.perf_counter()
@@ -197,8 +185,8 @@ def build_chunked(seeds: Seeds, scale: float, seed: int, root: Path, csv_dir: Pa
     wh = Warehouse.open(root)
     total = time.perf_counter() - t_start
     return wh, {"cases": plan.n_cases, "rows": rows, "generate_s": gen_s, "csv_s": csv_s,
-                "build_s": parts_s + publish_s, "publish_s": publish_s, "total_s": total, "staging": staging,
-                "library_stage_gb": library_gb, "parts_gb": sum(sizes.values())}
+                "build_s": parts_s + publish_s, "publish_s": publish_s, "total_s": total,
+                "parts_gb": sum(sizes.values())}
 
 
 def params_for(name: str) -> dict:
@@ -305,12 +293,12 @@ def run_pandas(csv_dir: Path, warehouse: dict[str, dict], repeats: int) -> dict[
     return out
 
 
-def growth(seeds, base: float, repeats: int, work: Path, memory_gb: float = 12.0) -> list[dict]:
+def growth(seeds, base: float, repeats: int, work: Path) -> list[dict]:
     """Build time and summed query time at 1x, 4x, 16x of `base` (built as the main run is)."""
     points = []
     for factor in (1, 4, 16):
         root = work / f"growth-{factor}"
-        wh, b = build_chunked(seeds, base * factor, 1, root, None, memory_gb=memory_gb, say=lambda _: None)
+        wh, b = build_chunked(seeds, base * factor, 1, root, None, say=lambda _: None)
         q = run_warehouse(wh, repeats)
         rows = sum(b["rows"].values())
         points.append({"factor": factor, "cases": b["cases"], "rows": rows, "generate_s": b["generate_s"],
@@ -343,10 +331,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-parquet", dest="parquet", action="store_false",
                     help="skip the column of the same SQL over the Parquet files")
     ap.add_argument("--chunk-cases", type=int, default=CHUNK_CASES, help="cases generated and saved at a time")
-    ap.add_argument("--staging", choices=("auto", "library", "streamed"), default="auto",
-                    help="how the snapshot's Parquet is staged (auto: streamed where the library's would "
-                         "pass --memory-gb)")
-    ap.add_argument("--memory-gb", type=float, default=12.0, help="memory the build may use (GB)")
     ap.add_argument("--data", type=Path, default=DATA, help="the shared data folder (real released files)")
     ap.add_argument("--work", type=Path, default=None, help="work folder (default: a temporary one, removed)")
     ap.add_argument("--keep", action="store_true", help="keep the generated CSVs and warehouse in --work")
@@ -389,7 +373,7 @@ def _run(a, base: float, work: Path) -> int:
                        f"a whole table's CSVs per query (at scale 1, 0.6 GB of CSVs took the process to about "
                        f"4 GB); --pandas forces it")
     wh, b = build_chunked(seeds, a.scale, 0, work / "warehouse", work / "csv" if run_pd else None,
-                          chunk_cases=a.chunk_cases, staging=a.staging, memory_gb=a.memory_gb, mem=mem)
+                          chunk_cases=a.chunk_cases, mem=mem)
     gen_s, build_s, rows = b["generate_s"], b["build_s"], sum(b["rows"].values())
     csv_sizes = {p.name: p.stat().st_size for p in (work / "csv").glob("*.csv")}
     csv_gb = sum(csv_sizes.values()) / 1e9
@@ -434,7 +418,7 @@ def _run(a, base: float, work: Path) -> int:
     print(f"median warehouse time {med:.1f} ms; goals: each <= {GOAL_MS:g} ms and >= {GOAL_RATIO:g}x pandas")
 
     mem.phase("growth")
-    points = [] if a.no_growth else growth(seeds, base, a.repeats, work, a.memory_gb)
+    points = [] if a.no_growth else growth(seeds, base, a.repeats, work)
     if a.growth_note:
         print(f"\n{a.growth_note}")
     if points:
@@ -451,8 +435,8 @@ def _run(a, base: float, work: Path) -> int:
     print(f"\nsummary (issue #16), scale {a.scale:g}: {b['cases']:,} cases, {rows:,} rows")
     for name in ("cases", "sentences", "findings", "case_labels", "vqa", "region_stats"):
         print(f"  {name:14} {counts[name]:>12,} rows")
-    print(f"  generate {gen_s:.1f} s, CSVs {b['csv_s']:.1f} s, build {build_s:.1f} s (publish {b['publish_s']:.1f} s, "
-          f"staging {b['staging']}); peak memory {peak:.2f} GB (ru_maxrss of the process and its children)")
+    print(f"  generate {gen_s:.1f} s, CSVs {b['csv_s']:.1f} s, build {build_s:.1f} s (publish {b['publish_s']:.1f} s); "
+          f"peak memory {peak:.2f} GB (ru_maxrss of the process and its children)")
     print("  peak resident memory by phase: " + ", ".join(f"{k} {v:.2f} GB" for k, v in mem.phases.items()
                                                           if k != "start"))
     print(f"  {'query':32} {'median ms':>9} {'cpu ms':>7} {'goal ms':>7}   (load average "
@@ -465,7 +449,7 @@ def _run(a, base: float, work: Path) -> int:
         a.json.write_text(json.dumps({
             "scale": a.scale, "cases": b["cases"], "counts": counts, "rows": rows,
             "generate_s": gen_s, "csv_s": b["csv_s"], "build_s": build_s, "publish_s": b["publish_s"],
-            "staging": b["staging"], "library_stage_gb_estimate": b["library_stage_gb"],
+            "build_memory": os.environ.get("RADGENOME_BUILD_MEMORY", "4GB"), "parts_gb": b["parts_gb"],
             "peak_memory_gb": peak, "peak_memory_gb_by_phase": mem.phases, "csv_gb": csv_gb,
             "chunk_cases": a.chunk_cases, "load_average": os.getloadavg(), "pandas_note": pandas_note,
             "goal_ms": GOAL_SCALE_MS, "queries_over_goal": over,

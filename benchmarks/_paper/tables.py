@@ -15,24 +15,15 @@ follow the same ones):
 
 from __future__ import annotations
 
-import itertools
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.ipc as ipc
-import pyarrow.parquet as pq
 
 from warehouse.core import schema
 from warehouse.core.anatomy import anatomy
 from warehouse.core.terms import lookup_term, term_entries
-from warehouse.store import commit
-from warehouse.store.layout import TABLES_DIR
-from warehouse.store.snapshot import SnapshotWriter, sort_table, write_parquet
 
 from .generate import NO_FINDINGS, Release
 
@@ -180,143 +171,3 @@ def _vqa(rel: Release, ids: dict[str, int]) -> pa.Table:
             "size_mm": [size_mm(s) for s in df["Size"]] if type_ == "size" else None,
             "ordinal": _ordinal(df), "extractor": "radgenome-release"}))
     return schema.to_table("vqa", pa.Table.from_pandas(pd.concat(parts, ignore_index=True), preserve_index=False))
-
-
-# -- staging a large build -------------------------------------------------------------------------
-class StreamingSnapshotWriter(SnapshotWriter):
-    """A `SnapshotWriter` whose `stage_tables` writes each table's Parquet a slice at a time, for builds
-    whose tables do not fit in memory twice (the library's `stage_tables` concatenates all of a table's
-    parts, then sorts a copy: about 2x the table's Arrow size, 19 GB for region_stats at scale 10).
-
-    It relies on how the benchmark saves its parts (and checks it, raising otherwise): each part is
-    a run of cases, sorted by the table's `schema.sort_key`, whose case ids all follow the previous
-    part's. A table whose key starts with case_id is then the parts one after another; one whose key
-    is (column, case_id, ...), e.g. region_stats (region_id, case_id, mask_source), is, for each value
-    of the column in turn, that value's slice of every part, in part order. Parts are memory-mapped,
-    a group of values at a time. The Parquet is written as `write_parquet` writes it (the same
-    settings and row groups), so the content hash is the library's. Builds on a base (`base=True`)
-    use the library's `stage_tables`, and so does any with `streamed` False.
-    """
-
-    ROWS_PER_PASS = 4_000_000  # rows of a (column, case_id, ...) table gathered per pass over the parts
-    streamed = True
-    on_phase = staticmethod(lambda phase: None)  # told "stage Parquet", then "tables.duckdb" (for measuring)
-
-    def stage_snapshot(self, snapshot_id: str, content_hash: str, attempt: int) -> Path:
-        self.on_phase("tables.duckdb")
-        return super().stage_snapshot(snapshot_id, content_hash, attempt)
-
-    def stage_tables(self) -> str:
-        self.on_phase("stage Parquet")
-        if not self.streamed or (self._carry and self.base is not None):
-            return super().stage_tables()
-        r, self._counts = self._request, {}
-        tables_dir = self.commit_dir / TABLES_DIR
-        done = {p.name for p in (self.staging / "done").iterdir()}
-        for name in schema.TABLES:
-            d = self.staging / "parts" / name
-            paths = sorted(p for p in d.glob("*.arrow") if p.stem in done) if d.is_dir() else []
-            if name in r["tables"] or not paths:
-                t = schema.to_table(name, r["tables"][name]) if name in r["tables"] else schema.empty(name)
-                t = sort_table(name, t)
-                write_parquet(t, tables_dir / f"{name}.parquet")
-                self._counts[name] = t.num_rows
-                continue
-            with _RowGroups(tables_dir / f"{name}.parquet", schema.TABLES[name]) as out:
-                key = schema.sort_key(name)
-                if key[0] == "case_id":
-                    self._stream_by_case(name, paths, out)
-                elif key[1] == "case_id":
-                    self._stream_by_column(name, key[0], paths, out)
-                else:
-                    raise ValueError(f"{name}: sort key {key} is neither (case_id, ...) nor (column, case_id, ...)")
-            self._counts[name] = out.rows
-        return commit.content_digest(tables_dir, schema.TABLES)
-
-    @staticmethod
-    def _read(path: Path) -> pa.Table:
-        return ipc.open_file(pa.memory_map(str(path))).read_all()
-
-    def _ordered(self, name: str, paths: list[Path]) -> list[tuple[Path, str, str]]:
-        """The parts as (path, first case id, last case id), in case order; their case ids must not overlap."""
-        spans = []
-        for p in paths:
-            ids = pc.unique(self._read(p)["case_id"])
-            spans.append((p, pc.min(ids).as_py(), pc.max(ids).as_py()))
-        spans.sort(key=lambda s: s[1])
-        for a, b in itertools.pairwise(spans):
-            if not a[2] < b[1]:
-                raise ValueError(f"{name}: parts {a[0].name} and {b[0].name} share case ids ({b[1]} <= {a[2]})")
-        return spans
-
-    def _stream_by_case(self, name: str, paths: list[Path], out: _RowGroups) -> None:
-        for p, _, _ in self._ordered(name, paths):
-            out.write(sort_table(name, self._read(p)))
-
-    def _stream_by_column(self, name: str, column: str, paths: list[Path], out: _RowGroups) -> None:
-        spans = self._ordered(name, paths)
-        bounds, values = [], set()
-        for p, _, _ in spans:  # each part sorted by the key (as saved), and where each value's rows start
-            t = self._read(p)
-            if not t.equals(sort_table(name, t)):
-                raise ValueError(f"{name}: part {p.name} is not sorted by {schema.sort_key(name)}")
-            col = t[column].to_numpy().copy()  # a copy: a view would keep the part mapped (and its pages resident)
-            values.update(np.unique(col).tolist())
-            bounds.append(col)
-            del t
-        values = sorted(values)
-        starts = [np.searchsorted(col, values, side="left") for col in bounds]
-        ends = [np.searchsorted(col, values, side="right") for col in bounds]
-        del bounds
-        rows = sum(int((e - s).sum()) for s, e in zip(starts, ends, strict=True))
-        step = max(1, self.ROWS_PER_PASS * len(values) // max(rows, 1))  # values per pass
-        for v0 in range(0, len(values), step):
-            parts = [self._read(p) for p, _, _ in spans]  # mapped afresh per pass: pages of earlier passes go
-            for v in range(v0, min(v0 + step, len(values))):
-                out.write(pa.concat_tables([t.slice(s[v], e[v] - s[v]) for t, s, e in zip(parts, starts, ends,
-                                                                                         strict=True)]))
-            out.flush_maps()
-            del parts
-
-
-class _RowGroups:
-    """A Parquet file written as `warehouse.store.snapshot.write_parquet` writes a whole table (the same
-    settings, row groups of exactly `ROW_GROUP` rows), from slices given in order."""
-
-    ROW_GROUP = 256_000
-
-    def __init__(self, path: Path, table_schema: pa.Schema) -> None:
-        self.path, self.tmp = path, path.with_suffix(".parquet.partial")
-        self.schema, self.rows, self._held = table_schema, 0, []
-        self._writer = pq.ParquetWriter(self.tmp, table_schema, compression="zstd", write_statistics=True,
-                                        use_dictionary=True, store_schema=True)
-
-    def write(self, t: pa.Table) -> None:
-        if not t.schema.equals(self.schema, check_metadata=False):
-            raise ValueError(f"{self.path.stem}: a part's schema differs from the table's")
-        self._held.append(t)
-        self.rows += t.num_rows
-        held = sum(x.num_rows for x in self._held)
-        if held >= self.ROW_GROUP:
-            whole = held - held % self.ROW_GROUP
-            t = pa.concat_tables(self._held)
-            self._writer.write_table(t.slice(0, whole).combine_chunks(), row_group_size=self.ROW_GROUP)
-            self._held = [t.slice(whole)]
-
-    def flush_maps(self) -> None:
-        """Copy the rows held back out of memory-mapped parts (so the maps can go)."""
-        if self._held:
-            self._held = [pa.concat_tables(self._held).combine_chunks()]
-
-    def __enter__(self) -> _RowGroups:
-        return self
-
-    def __exit__(self, exc_type, *exc: object) -> None:
-        if exc_type is None and (self._held or self.rows == 0):
-            t = pa.concat_tables(self._held).combine_chunks() if self._held else self.schema.empty_table()
-            self._writer.write_table(t, row_group_size=self.ROW_GROUP)
-        self._writer.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)

@@ -202,7 +202,10 @@ def content_digest(tables_dir: Path, names: Iterable[str]) -> str:
     """sha256 over the tables' Parquet bytes, in `names` order (the source of snapshot ids)."""
     digest = hashlib.sha256()
     for name in names:
-        digest.update(name.encode() + (tables_dir / f"{name}.parquet").read_bytes())
+        digest.update(name.encode())
+        with open(tables_dir / f"{name}.parquet", "rb") as f:  # in blocks: a table may not fit in memory
+            while block := f.read(8 << 20):
+                digest.update(block)
     return digest.hexdigest()
 
 

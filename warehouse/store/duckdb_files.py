@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from warehouse.core import schema
+from warehouse.core.errors import WarehouseError
 from warehouse.store.layout import DATABASE, SNAPSHOTS, TABLES_DIR, VIEWS
+
+MEMORY_ENV = "RADGENOME_BUILD_MEMORY"  # DuckDB's memory limit while a build sorts and loads tables
+DEFAULT_MEMORY = "4GB"
 
 
 def write_database(snap_dir: Path) -> None:
@@ -29,11 +33,22 @@ def write_database(snap_dir: Path) -> None:
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
+        build_limits(con, snap_dir.parent / f".{snap_dir.name}.spill")
         parquet_tables(con, snap_dir / TABLES_DIR, load=True)
         con.execute("CHECKPOINT")
     finally:
         con.close()
     os.replace(tmp, final)
+
+
+def build_limits(con: Any, spill: Path) -> None:
+    """A build's DuckDB connection under ``RADGENOME_BUILD_MEMORY`` (default 4GB), spilling to `spill`."""
+    memory = os.environ.get(MEMORY_ENV, "").strip() or DEFAULT_MEMORY
+    try:
+        con.execute(f"SET memory_limit = '{memory}'")
+    except Exception as e:  # duckdb's own error for a size it cannot read
+        raise WarehouseError(f"{MEMORY_ENV}={memory!r}: {e}", hint="give a size such as 4GB") from None
+    con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
 
 
 def parquet_tables(con: Any, tables_dir: Path, *, load: bool = False) -> None:
