@@ -16,7 +16,6 @@ from queries import get_query
 from warehouse.core import schema
 from warehouse.core.errors import QueryLimitWarning, QueryRefusedError
 from warehouse.engine import Engine
-from warehouse.store.arrays import ArrayStore
 from warehouse.store.snapshot import Snapshot, list_snapshots, list_staged, open_snapshot
 
 
@@ -131,7 +130,7 @@ class Warehouse:
     @cached_property
     def arrays(self):
         """The snapshot's array store, read-only (`warehouse.store.arrays.ArrayStore`)."""
-        return ArrayStore(self._snapshot.arrays_path, mode="r")
+        return self._snapshot.open_arrays()
 
     def image(self, case_id: str) -> tuple[np.ndarray, np.ndarray]:
         """The CT volume (int16 HU) and its 4x4 affine."""

@@ -39,8 +39,8 @@ from warehouse.core.errors import ArrayNotFoundError
 from warehouse.core.grid import AIR_HU, shift_affine  # AIR_HU: padding is air, -1024 HU
 from warehouse.exports.bundle import cohort
 from warehouse.exports.bundle_tables import region_texts
-from warehouse.store.arrays import ArrayStore
 from warehouse.store.arrays.io import obstore_usable
+from warehouse.store.arrays.mapped import MappedArrays, open_arrays
 from warehouse.store.objects import ObjectStoreError, is_url, root_location
 from warehouse.store.snapshot import open_snapshot
 
@@ -101,7 +101,7 @@ class CropReader:
                     hint="make the reader in the parent with this snapshot known (RegionDataset does), or use "
                          "DataLoader(..., multiprocessing_context='forkserver')")
             snap = open_snapshot(self.root, snapshot_id)
-            self._arrays[snapshot_id] = self._arrays[snap.snapshot_id] = snap.arrays_path
+            self._arrays[snapshot_id] = self._arrays[snap.snapshot_id] = snap.arrays_location()
         return self._arrays[snapshot_id]
 
     def store(self, snapshot_id: str | None):
@@ -110,7 +110,7 @@ class CropReader:
         if snapshot_id not in self._stores:
             # The array store itself, not a Warehouse: a DataLoader worker forked from a process running
             # DuckDB must not start DuckDB (a Warehouse's engine segfaulted there), and needs no SQL.
-            self._stores[snapshot_id] = ArrayStore(self.remember(snapshot_id), mode="r")
+            self._stores[snapshot_id] = open_arrays(self.remember(snapshot_id))
         return self._stores[snapshot_id]
 
     def crop(self, case_id: str, region: str, margin_mm: float, snapshot_id: str | None = None
@@ -180,7 +180,8 @@ class RegionDataset(torch.utils.data.Dataset):
                  size: Sequence[int] | None = None, resize: str = "pad", transform: Any = None) -> None:
         wh = warehouse if isinstance(warehouse, Warehouse) else Warehouse.open(warehouse)
         self.items, self.notes = cohort_items(wh, region, sql, query, params, margin_mm)
-        self.reader = CropReader(wh.root, {wh.snapshot_id: wh.arrays.path})
+        arrays = wh.arrays  # a bucket's snapshot: its map of stores (picklable), else the store's path
+        self.reader = CropReader(wh.root, {wh.snapshot_id: arrays if isinstance(arrays, MappedArrays) else arrays.path})
         self.size, self.resize, self.transform = (tuple(size) if size else None), resize, transform
         if resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {RESIZE_MODES}, not {resize!r}")

@@ -48,7 +48,7 @@ def test_a_ray_cluster_build_into_a_bucket_equals_the_local_pool_build(bucket, c
     remote_snap, local_snap = open_snapshot(bucket), open_snapshot(tmp_path / "local")
     for name in schema.TABLES:
         assert pq.read_table(remote_snap.table_path(name)).equals(pq.read_table(local_snap.table_path(name))), name
-    remote_arrays, local_arrays = ArrayStore(remote_snap.arrays_path, mode="r"), ArrayStore(local_snap.arrays_path)
+    remote_arrays, local_arrays = remote_snap.open_arrays(), ArrayStore(local_snap.arrays_path)
     assert sorted(remote_arrays.cases()) == sorted(local_arrays.cases()) and len(local_arrays.cases()) == 4
     for case in local_arrays.cases():
         for a, b in zip(remote_arrays.image(case), local_arrays.image(case), strict=True):

@@ -114,15 +114,16 @@ def register(app: typer.Typer) -> None:
         grace: Annotated[float, typer.Option(
             min=0, help="Hours: a snapshot goes only when the one after it is older than this (readers "
                         "opened it before then); an unpublished upload only when untouched this long.")] = 1.0,
-        stagings: Annotated[bool, typer.Option(
-            help="Also delete builds' arrays staged in a bucket and untouched for --grace (abandoned builds: "
-                 "do not resume them afterwards).")] = False,
+        abandoned: Annotated[bool, typer.Option(
+            help="Also delete arrays in a bucket that no snapshot references, untouched for --grace: builds "
+                 "that never published (do not resume them afterwards).")] = False,
         dry_run: Annotated[bool, typer.Option(help="Only say what would be deleted.")] = False,
     ) -> None:
-        """Delete old snapshots (--keep N) and, in a bucket, uploads no commit names (killed builds)."""
+        """Delete old snapshots (--keep N) and, in a bucket, the arrays only they used and uploads no commit
+        names (killed builds)."""
         from datetime import timedelta
 
         from warehouse.store.snapshot import collect_garbage
 
-        done = collect_garbage(warehouse, keep, timedelta(hours=grace), dry_run=dry_run, stagings=stagings)
+        done = collect_garbage(warehouse, keep, timedelta(hours=grace), dry_run=dry_run, abandoned=abandoned)
         typer.echo(("would delete " if dry_run else "deleted ") + str(done))

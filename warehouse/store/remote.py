@@ -5,8 +5,10 @@ A bucket root (``s3://bucket/prefix``) holds::
     commits/<NNNNN>.json        one per published snapshot: its id, when, base, and every file's
                                 size and sha256 (what readers verify their copies against)
     snapshots/<id>/             the snapshot's files, as on a local root (manifest.json, tables/,
-                                tables.duckdb, arrays.zarr/); visible only once its commit exists
-    staging/<build key>/arrays.zarr/   arrays a build's workers wrote, copied into the snapshot
+                                tables.duckdb), and arrays.json: which store holds each case's
+                                arrays; visible only once its commit exists
+    arrays/<build key>/         one array store per build, written by its workers directly; a
+                                snapshot references the groups it keeps (`MappedArrays`), never copies
 
 A build uploads every file of the next snapshot under ``snapshots/<id>/`` first, then claims the
 sequence number with one conditional put (``If-None-Match: *``) of ``commits/<NNNNN>.json``:
@@ -14,7 +16,8 @@ two builds on the same base race for the same key and exactly one wins; the othe
 from `RemoteTarget.claim` and rebases (`warehouse.store.commit.publish`). Readers list only
 ``commits/``, so an upload cut short is never seen: it is garbage that `collect_garbage` removes
 once it is older than the grace period. Deleting an old snapshot rewrites its commit as a
-tombstone (``deleted``) rather than removing it, so its sequence number is never claimed again.
+tombstone (``deleted``) rather than removing it, so its sequence number is never claimed again, and
+deletes the case groups only it referenced.
 
 The local side of a bucket root lives in `ObjectRoot.cache`: a build's staging (parts, done
 markers, the next snapshot's tables) and the tables of snapshots opened for reading, fetched
@@ -37,7 +40,7 @@ from pathlib import Path
 from warehouse.core.errors import WarehouseError
 from warehouse.core.ids import case_key
 from warehouse.store import commit
-from warehouse.store.layout import ARRAYS_DIR, COMMIT, MANIFEST, SNAPSHOTS, STAGING
+from warehouse.store.layout import ARRAYS_DIR, COMMIT, MANIFEST, SNAPSHOTS
 from warehouse.store.objects import ObjectNotFoundError, ObjectRoot
 
 COMMITS = "commits"
@@ -101,7 +104,7 @@ class RemoteTarget:
         return record.get("snapshot_id") == snapshot_id
 
     def claim(self, base_id: str | None, folder: Path, snapshot_id: str) -> bool:
-        """Upload `folder`'s files (its arrays are already in place: `copy_arrays`), then claim
+        """Upload `folder`'s files (its arrays are already in their stores: `arrays_map`), then claim
         `snapshot_id` with a conditional put; False if another build claimed that number first.
         On success `folder` becomes this root's cached copy of the snapshot."""
         if self.latest_id() != base_id:
@@ -140,41 +143,38 @@ def _digest(path: Path) -> dict:
 
 
 # -- arrays ----------------------------------------------------------------------------------------
-def staging_arrays(build_key: str) -> str:
-    """Where a build's workers write their arrays, relative to the root."""
-    return f"{STAGING}/{build_key}/{ARRAYS_DIR}"
+ARRAYS = "arrays"
+ARRAYS_MAP = "arrays.json"
 
 
-def copy_arrays(root: ObjectRoot, snapshot_id: str, build_key: str, base_id: str | None,
-                replaced: Iterable[str]) -> int:
-    """Fill ``snapshots/<id>/arrays.zarr`` by server-side copies: the build's staged case groups,
-    then the base's groups of cases it did not rebuild. Returns the objects copied."""
-    dst = f"{SNAPSHOTS}/{snapshot_id}/{ARRAYS_DIR}"
-    pairs, groups = [], set()
-    staged = staging_arrays(build_key)
-    for m in root.list(staged):
-        rel = _relative(m["path"], staged)
-        groups.add(rel.split("/", 1)[0])
-        pairs.append((f"{staged}/{rel}", f"{dst}/{rel}"))
-    if base_id is not None:
-        skip = groups | {case_key(c) for c in replaced}
-        src = f"{SNAPSHOTS}/{base_id}/{ARRAYS_DIR}"
-        for m in root.list(src):
-            rel = _relative(m["path"], src)
-            if rel.split("/", 1)[0] not in skip:
-                pairs.append((f"{src}/{rel}", f"{dst}/{rel}"))
-    return root.copy_many(pairs)
+def build_arrays(build_key: str) -> str:
+    """The array store a build's workers write to, relative to the root."""
+    return f"{ARRAYS}/{build_key}"
+
+
+def arrays_map(root: ObjectRoot, build_key: str, base_map: dict[str, str] | None, replaced: Iterable[str]) -> dict:
+    """The next snapshot's ``arrays.json``: the case groups of this build's store, and the base's
+    groups of the cases it did not rebuild (case key -> store, relative to the root), as
+    ``{"format": 1, "stores": {store: [case keys]}}``."""
+    own = build_arrays(build_key)
+    built = set(root.list_dirs(own))
+    drop = built | {case_key(c) for c in replaced}
+    keys = {k: store for k, store in (base_map or {}).items() if k not in drop} | dict.fromkeys(built, own)
+    stores: dict[str, list[str]] = {}
+    for key, store in sorted(keys.items()):
+        stores.setdefault(store, []).append(key)
+    return {"format": 1, "stores": stores}
+
+
+def read_map(path: Path) -> dict[str, str]:
+    """A snapshot's ``arrays.json`` as case key -> store."""
+    data = json.loads(path.read_text())
+    return {key: store for store, keys in data["stores"].items() for key in keys}
 
 
 def _relative(path: str, prefix: str) -> str:
     """A listed object's path (relative to the root) below `prefix`."""
     return path[len(prefix.strip("/")) + 1:]
-
-
-def remove_prefix(root: ObjectRoot, prefix: str) -> int:
-    keys = [m["path"] for m in root.list(prefix)]
-    root.delete(keys)
-    return len(keys)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ class Collected:
 
     def __str__(self) -> str:
         return (f"{len(self.deleted_snapshots)} old snapshots ({', '.join(self.deleted_snapshots) or '-'}) and "
-                f"{len(self.garbage_prefixes)} unpublished uploads: {self.objects:,} objects")
+                f"{len(self.garbage_prefixes)} unpublished uploads or abandoned arrays: {self.objects:,} objects")
 
 
 def superseded(records: list[dict], keep: int | None, grace: timedelta) -> list[dict]:
@@ -253,38 +253,61 @@ def superseded(records: list[dict], keep: int | None, grace: timedelta) -> list[
 
 
 def collect_garbage(root: ObjectRoot, keep: int | None, grace: timedelta, *, dry_run: bool = False,
-                    stagings: bool = False) -> Collected:
-    """Delete old snapshots (`superseded`) and uploads no commit names that nothing was written to
-    for `grace` (a build may still be uploading). With `stagings`, also the arrays of builds staged
-    in the bucket and untouched for `grace` (abandoned builds: re-running one then rebuilds nothing
-    it recorded as done, so only remove what will not be resumed)."""
+                    abandoned: bool = False) -> Collected:
+    """Delete old snapshots (`superseded`): their files, and the case groups in ``arrays/`` that no
+    remaining snapshot references. Uploads no commit names are deleted once nothing was written to
+    them for `grace` (a build may still be uploading). With `abandoned`, also case groups no snapshot
+    references and untouched for `grace`: builds that never published (re-running one after that
+    rebuilds nothing it recorded as done, so only use it for builds that will not be resumed)."""
     now = datetime.now(UTC)
     live = read_commits(root)
     old = superseded(live, keep, grace)
     old_ids = {r["snapshot_id"] for r in old}
-    published = {r["snapshot_id"] for r in live} - old_ids
+    kept = [r for r in live if r["snapshot_id"] not in old_ids]
+    referenced = {(store, key) for r in kept for key, store in _snapshot_map(root, r).items()}
+    freed = {(store, key) for r in old for key, store in _snapshot_map(root, r).items()} - referenced
     claimed_ids = {r["snapshot_id"] for r in read_commits(root, deleted=True)}
-    by_prefix: dict[str, list[dict]] = {}
-    for top in (SNAPSHOTS, STAGING) if stagings else (SNAPSHOTS,):
-        for m in root.list(top):
-            name = _relative(m["path"], top).split("/", 1)[0]
-            by_prefix.setdefault(f"{top}/{name}", []).append(m)
+    live_ids = {r["snapshot_id"] for r in kept}
+    groups: dict[str, list[dict]] = {}
+    for m in root.list(SNAPSHOTS):
+        groups.setdefault(f"{SNAPSHOTS}/{_relative(m['path'], SNAPSHOTS).split('/', 1)[0]}", []).append(m)
     doomed, garbage = [], []
-    for prefix, objs in sorted(by_prefix.items()):
+    for prefix, objs in sorted(groups.items()):
         name = prefix.split("/", 1)[1]
         if name in old_ids:
             doomed.append(prefix)
-        elif name not in published and (name in claimed_ids or now - max(m["last_modified"] for m in objs) >= grace):
-            garbage.append(prefix)  # a tombstoned snapshot's leftovers, or an abandoned upload or staging
+        elif name in live_ids:
+            continue
+        elif name in claimed_ids or now - max(m["last_modified"] for m in objs) >= grace:
+            garbage.append(prefix)  # left by a delete cut short, or an upload whose claim failed or never came
+    array_groups: dict[str, list[dict]] = {}
+    for m in root.list(ARRAYS):
+        parts = _relative(m["path"], ARRAYS).split("/")
+        if len(parts) > 2:  # arrays/<store>/<case key>/...
+            array_groups.setdefault(f"{ARRAYS}/{parts[0]}/{parts[1]}", []).append(m)
+    for prefix, objs in sorted(array_groups.items()):
+        store, key = prefix.rsplit("/", 1)
+        if (store, key) in freed:
+            doomed.append(prefix)
+        elif abandoned and (store, key) not in referenced and now - max(m["last_modified"] for m in objs) >= grace:
+            garbage.append(prefix)
+    everything = {**groups, **array_groups}
     if not dry_run:
         for r in old:  # the tombstone first: no reader opens the snapshot from now on
             tomb = {**r, "deleted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": {}}
             root.put(commit_key(r["snapshot_id"]), json.dumps(tomb, indent=1, sort_keys=True).encode())
         for prefix in doomed + garbage:
-            root.delete(m["path"] for m in by_prefix[prefix])
+            root.delete(m["path"] for m in everything[prefix])
         for r in old:
             shutil.rmtree(snapshot_cache(root, r["snapshot_id"]), ignore_errors=True)
-    return Collected(sorted(old_ids), garbage, sum(len(by_prefix[p]) for p in doomed + garbage))
+    return Collected(sorted(old_ids), garbage, sum(len(everything[p]) for p in doomed + garbage))
+
+
+def _snapshot_map(root: ObjectRoot, record: dict) -> dict[str, str]:
+    """A published snapshot's case key -> store (fetched and checked like its tables)."""
+    if ARRAYS_MAP not in record.get("files", {}):
+        return {}
+    return read_map(fetch(root, record, [ARRAYS_MAP]) / ARRAYS_MAP)
 
 
 def created(record: dict) -> datetime:

@@ -164,7 +164,7 @@ def test_a_build_killed_while_publishing_then_the_rerun(bucket, s3_env, tmp_path
     ids = list_snapshots(bucket)
     assert ids[:1] == before and len(ids) == 2
     assert {r["case_id"] for r in rows(open_snapshot(bucket))["cases"]} == {case_id(i) for i in (1, 2, 100, 101)}
-    assert not any("/staging/" in k for k in s3_env.keys(ObjectRoot(bucket).bucket))
+    assert not any("/staging/" in k or "/arrays.zarr/" in k for k in s3_env.keys(ObjectRoot(bucket).bucket))
 
 
 def test_gc_deletes_old_snapshots_and_unpublished_uploads(bucket, s3_env):
@@ -189,6 +189,33 @@ def test_gc_deletes_old_snapshots_and_unpublished_uploads(bucket, s3_env):
     assert Warehouse.open(bucket).sql("SELECT count(*) AS n FROM cases")["n"][0] == 8
     with pytest.raises(WarehouseError, match="always kept"):
         collect_garbage(bucket, keep=0)
+
+
+def test_snapshots_reference_their_cases_arrays_and_gc_frees_what_only_old_ones_used(bucket, s3_env):
+    root = ObjectRoot(bucket)
+    build(CubeSource("a", first=1), bucket, runner="local", progress=False)
+    build(CubeSource("b", first=10), bucket, runner="local", progress=False)
+    keys = s3_env.keys(root.bucket)
+    stores = {k.split("/")[2] for k in keys if k.startswith("wh/arrays/")}
+    assert len(stores) == 2 and not any("/arrays.zarr/" in k for k in keys)  # one store per build, no copies
+    snap = open_snapshot(bucket)
+    arrays = snap.open_arrays()
+    everyone = sorted(case_id(i) for i in (1, 2, 10, 11))
+    assert arrays.cases() == everyone and arrays.region_mask(case_id(1), "heart")[0].any()
+    build(CubeSource("c", first=1), bucket, runner="local", progress=False)  # rebuilds cases 1 and 2
+    after = {k for k in s3_env.keys(root.bucket) if k.startswith("wh/arrays/")}
+    assert len({k.split("/")[2] for k in after}) == 3
+    done = collect_garbage(bucket, keep=1, grace=timedelta(0))
+    assert len(done.deleted_snapshots) == 2
+    left = {k for k in s3_env.keys(root.bucket) if k.startswith("wh/arrays/")}
+    b_store = next(s for s in stores if any(k.startswith(f"wh/arrays/{s}/train_10") for k in after))
+    assert any(k.startswith(f"wh/arrays/{b_store}/train_10") for k in left)  # still used by the latest
+    gone = after - left
+    assert gone and all("train_1_" in k or "train_2_" in k for k in gone)  # only the rebuilt cases' old groups
+    fresh = open_snapshot(bucket).open_arrays()
+    assert fresh.cases() == everyone
+    for c in fresh.cases():
+        assert fresh.region_mask(c, "heart")[0].any()
 
 
 def test_gc_on_a_local_root(tmp_path):
