@@ -167,7 +167,7 @@ def queries_part(tmp: Path, bucket: str, scale: float, repeats: int) -> dict:
 
 
 # -- 3. RegionDataset ----------------------------------------------------------------------------
-def loader_part(tmp: Path, bucket: str, cases: int, passes: int) -> dict:
+def loader_part(tmp: Path, server: CountingS3Server, bucket: str, cases: int, passes: int) -> dict:
     from torch.utils.data import DataLoader
 
     from ingest.runner import build
@@ -178,6 +178,8 @@ def loader_part(tmp: Path, bucket: str, cases: int, passes: int) -> dict:
     build(DemoSource(n=cases, seed=0), tmp / "demo", runner="local", progress=False)
     build(DemoSource(n=cases, seed=0), url, runner="local", progress=False)
 
+    requests: dict[str, float] = {}
+
     def rate(root, cache_mb: str) -> float:
         os.environ["RADGENOME_ARRAY_CACHE_MB"] = cache_mb
         data = RegionDataset(root, region="lung", sql="SELECT case_id FROM cases")
@@ -187,12 +189,16 @@ def loader_part(tmp: Path, bucket: str, cases: int, passes: int) -> dict:
         loader = DataLoader(data, batch_size=1, num_workers=2, persistent_workers=True, collate_fn=_first,
                             multiprocessing_context="spawn")
         sum(1 for _ in loader)  # warm-up: workers started, cases opened (and, with a cache, chunks kept)
+        server.log.clear()
         t = time.perf_counter()
         n = sum(1 for _ in range(passes) for _ in loader)
-        return n / (time.perf_counter() - t)
+        seconds = time.perf_counter() - t
+        requests[f"{root}-{cache_mb}"] = len(server.log.select(f"/{bucket}/", method=None)) / n
+        return n / seconds
 
     out = {"cases": cases, "local": rate(tmp / "demo", "0"), "bucket": rate(url, "0"),
            "bucket_cached": rate(url, "512")}
+    out["requests_per_crop"], out["requests_per_crop_cached"] = requests[f"{url}-0"], requests[f"{url}-512"]
     os.environ.pop("RADGENOME_ARRAY_CACHE_MB")
     out["vs_local"], out["cached_vs_local"] = out["bucket"] / out["local"], out["bucket_cached"] / out["local"]
     return out
@@ -249,11 +255,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   median of the named queries: local {q['median_local_ms']:.1f} ms, bucket "
               f"{q['median_bucket_ms']:.1f} ms: {ratio:.2f}x (goal <= 1.5x: {mark(ratio <= 1.5)})")
 
-        ld = loader_part(tmp / "loader", bucket, cases, passes)
+        ld = loader_part(tmp / "loader", server, bucket, cases, passes)
         print(f"\n3. RegionDataset (lung crops of {ld['cases']} demo cases), DataLoader(num_workers=2): "
               f"local {ld['local']:.1f}/s, bucket {ld['bucket']:.1f}/s ({ld['vs_local']:.2f}x, goal >= 0.5x: "
               f"{mark(ld['vs_local'] >= 0.5)}), bucket with the array cache {ld['bucket_cached']:.1f}/s "
               f"({ld['cached_vs_local']:.2f}x, goal >= 0.9x: {mark(ld['cached_vs_local'] >= 0.9)})")
+        print(f"   requests per crop: {ld['requests_per_crop']:.1f} without the cache, "
+              f"{ld['requests_per_crop_cached']:.1f} with it; the local S3 server (moto, Python, in this process) "
+              f"answered {ld['bucket'] * ld['requests_per_crop']:.0f} requests/s")
         if a.json:
             a.json.write_text(json.dumps({"crop": crop, "queries": q, "loader": ld, "goals": GOALS}, indent=1,
                                          default=str))

@@ -1,9 +1,12 @@
-"""The CLI on a bucket root: the demo built into s3://, queried, listed, garbage-collected, and the
-same answers as the demo built into a folder."""
+"""The CLI on a bucket root: the demo built into s3://, queried, exported, shown, listed and
+garbage-collected, with the same answers and voxels as the demo built into a folder."""
 
 from __future__ import annotations
 
 import json
+
+import nibabel as nib
+import numpy as np
 
 from tests.fixtures.cli import run
 from warehouse import Warehouse
@@ -26,6 +29,18 @@ def test_the_demo_in_a_bucket_answers_like_the_demo_in_a_folder(bucket, s3_env, 
         case = wl.sql("SELECT min(case_id) AS c FROM region_stats")["c"][0]
         a, b = wh.region_crop(case, "lung"), wl.region_crop(case, "lung")
         assert all((x == y).all() for x, y in zip(a, b, strict=True))
+
+    exported = {}
+    for name, root in (("bucket", bucket), ("local", str(tmp_path / "local"))):
+        out = tmp_path / f"export-{name}"
+        code, _, err = run(capsys, "export", "-w", root, "--sql", "SELECT case_id FROM cases", "--images",
+                           "--masks", "lung,heart", "--crop", "lung", out)
+        assert code == 0, err
+        exported[name] = {p.relative_to(out): np.asarray(nib.load(p).dataobj) for p in out.rglob("*.nii.gz")}
+        code, _, err = run(capsys, "show", case, "-w", root, "--region", "lung", "-o", tmp_path / f"{name}.png")
+        assert code == 0 and (tmp_path / f"{name}.png").stat().st_size > 10_000, err
+    assert exported["bucket"].keys() == exported["local"].keys() and len(exported["local"]) >= 8
+    assert all(np.array_equal(exported["bucket"][k], exported["local"][k]) for k in exported["local"])
 
 
 def test_snapshots_info_and_gc_on_a_bucket(bucket, s3_env, capsys):
