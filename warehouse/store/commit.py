@@ -44,6 +44,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -355,6 +356,7 @@ def claimed(target: Target, staging: Path) -> str | None:
     return sid if target.is_published(sid) else None
 
 
+# -- old snapshots ---------------------------------------------------------------------------------
 def delete_snapshots(root: Path, snapshot_ids: Iterable[str]) -> None:
     """Remove old snapshots of a local root: each folder renamed aside under the commit lock (it leaves
     every listing at once), then deleted. Open readers keep the files they hold open."""
@@ -367,6 +369,38 @@ def delete_snapshots(root: Path, snapshot_ids: Iterable[str]) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     for left in (root / SNAPSHOTS).glob(".trash-*"):  # a delete killed half-way
         shutil.rmtree(left, ignore_errors=True)
+
+
+@dataclass
+class Collected:
+    """What `collect_garbage` removed (or, in a dry run, would remove)."""
+
+    deleted_snapshots: list[str]
+    garbage_prefixes: list[str]
+    objects: int
+
+    def __str__(self) -> str:
+        return (f"{len(self.deleted_snapshots)} old snapshots ({', '.join(self.deleted_snapshots) or '-'}) and "
+                f"{len(self.garbage_prefixes)} unpublished uploads or abandoned arrays: {self.objects:,} objects")
+
+
+def superseded(records: list[dict], keep: int | None, grace: timedelta) -> list[dict]:
+    """The snapshots `--keep N` deletes: all but the newest `keep`, each only once the snapshot after
+    it was published more than `grace` ago (readers open the latest; one that opened it before then
+    has had `grace` to finish). None keeps all."""
+    if keep is None or len(records) <= keep:
+        return []
+    now = datetime.now(UTC)
+    candidates = records[:len(records) - keep]
+    return [r for r, after in zip(candidates, records[1:], strict=False) if now - created(after) >= grace]
+
+
+def created(record: dict) -> datetime:
+    """When a commit record (or a local snapshot's commit.json) says it was published."""
+    try:
+        return datetime.strptime(record["created"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (KeyError, ValueError):
+        return datetime.now(UTC)  # unknown: treat as just published (never deleted early)
 
 
 # -- derived files -------------------------------------------------------------------------------

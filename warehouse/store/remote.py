@@ -228,32 +228,8 @@ def fetch(root: ObjectRoot, record: dict, names: Iterable[str]) -> Path:
 
 
 # -- garbage and old snapshots ---------------------------------------------------------------------
-@dataclass
-class Collected:
-    """What `collect_garbage` removed (or, in a dry run, would remove)."""
-
-    deleted_snapshots: list[str]
-    garbage_prefixes: list[str]
-    objects: int
-
-    def __str__(self) -> str:
-        return (f"{len(self.deleted_snapshots)} old snapshots ({', '.join(self.deleted_snapshots) or '-'}) and "
-                f"{len(self.garbage_prefixes)} unpublished uploads or abandoned arrays: {self.objects:,} objects")
-
-
-def superseded(records: list[dict], keep: int | None, grace: timedelta) -> list[dict]:
-    """The snapshots `--keep N` deletes: all but the newest `keep`, each only once the snapshot after
-    it was published more than `grace` ago (readers open the latest; one that opened it before then
-    has had `grace` to finish). None keeps all."""
-    if keep is None or len(records) <= keep:
-        return []
-    now = datetime.now(UTC)
-    candidates = records[:len(records) - keep]
-    return [r for r, after in zip(candidates, records[1:], strict=False) if now - created(after) >= grace]
-
-
 def collect_garbage(root: ObjectRoot, keep: int | None, grace: timedelta, *, dry_run: bool = False,
-                    abandoned: bool = False) -> Collected:
+                    abandoned: bool = False) -> commit.Collected:
     """Delete old snapshots (`superseded`): their files, and the case groups in ``arrays/`` that no
     remaining snapshot references. Uploads no commit names are deleted once nothing was written to
     them for `grace` (a build may still be uploading). With `abandoned`, also case groups no snapshot
@@ -261,7 +237,7 @@ def collect_garbage(root: ObjectRoot, keep: int | None, grace: timedelta, *, dry
     rebuilds nothing it recorded as done, so only use it for builds that will not be resumed)."""
     now = datetime.now(UTC)
     live = read_commits(root)
-    old = superseded(live, keep, grace)
+    old = commit.superseded(live, keep, grace)
     old_ids = {r["snapshot_id"] for r in old}
     kept = [r for r in live if r["snapshot_id"] not in old_ids]
     referenced = {(store, key) for r in kept for key, store in _snapshot_map(root, r).items()}
@@ -300,7 +276,7 @@ def collect_garbage(root: ObjectRoot, keep: int | None, grace: timedelta, *, dry
             root.delete(m["path"] for m in everything[prefix])
         for r in old:
             shutil.rmtree(snapshot_cache(root, r["snapshot_id"]), ignore_errors=True)
-    return Collected(sorted(old_ids), garbage, sum(len(everything[p]) for p in doomed + garbage))
+    return commit.Collected(sorted(old_ids), garbage, sum(len(everything[p]) for p in doomed + garbage))
 
 
 def _snapshot_map(root: ObjectRoot, record: dict) -> dict[str, str]:
@@ -308,11 +284,3 @@ def _snapshot_map(root: ObjectRoot, record: dict) -> dict[str, str]:
     if ARRAYS_MAP not in record.get("files", {}):
         return {}
     return read_map(fetch(root, record, [ARRAYS_MAP]) / ARRAYS_MAP)
-
-
-def created(record: dict) -> datetime:
-    """When a commit record (or a local snapshot's commit.json) says it was published."""
-    try:
-        return datetime.strptime(record["created"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except (KeyError, ValueError):
-        return datetime.now(UTC)  # unknown: treat as just published (never deleted early)

@@ -182,9 +182,9 @@ def read_snapshot(root: Path, snapshot_id: str) -> Snapshot:
 
 
 def collect_garbage(root: Path | str, keep: int | None, grace: timedelta = timedelta(hours=1), *,
-                    dry_run: bool = False, abandoned: bool = False) -> remote.Collected:
+                    dry_run: bool = False, abandoned: bool = False) -> commit.Collected:
     """Delete all but the newest `keep` snapshots (each only once the one after it is older than
-    `grace`: `remote.superseded`) and, in a bucket, the arrays only they referenced and unpublished
+    `grace`: `commit.superseded`) and, in a bucket, the arrays only they referenced and unpublished
     uploads older than `grace` (with `abandoned`, unpublished builds' arrays too: `remote.collect_garbage`).
     `dry_run` only says what it would delete."""
     if keep is not None and keep < 1:
@@ -194,11 +194,11 @@ def collect_garbage(root: Path | str, keep: int | None, grace: timedelta = timed
         return remote.collect_garbage(loc, keep, grace, dry_run=dry_run, abandoned=abandoned)
     open_snapshot(loc)  # says what is wrong with a root that is not a warehouse
     records = [{"snapshot_id": sid, **read_snapshot(loc, sid).manifest} for sid in commit.list_snapshots(loc)]
-    old = [r["snapshot_id"] for r in remote.superseded(records, keep, grace)]
+    old = [r["snapshot_id"] for r in commit.superseded(records, keep, grace)]
     objects = sum(1 for sid in old for p in (loc / SNAPSHOTS / sid).rglob("*") if p.is_file())
     if not dry_run:
         commit.delete_snapshots(loc, old)
-    return remote.Collected(old, [], objects)
+    return commit.Collected(old, [], objects)
 
 
 # -- hashing ------------------------------------------------------------------------------------
