@@ -15,7 +15,7 @@ from ingest.runner import build
 from ingest.sources.demo import DemoSource
 from tests.fixtures.s3 import ENV, env_for
 from warehouse import Warehouse
-from warehouse.torch import CropReader, RegionDataset
+from warehouse.torch import CropReader, LoadRegionCropd, RegionDataset
 
 ALL = "SELECT case_id FROM cases"
 
@@ -79,3 +79,11 @@ def test_a_reader_of_a_bucket_keeps_the_url_and_its_snapshots_across_pickling(re
     want = wh.region_crop(item["case_id"], "left lung", margin_mm=8)
     assert all(np.array_equal(a, b) for a, b in zip((hu, mask, affine), want, strict=True))
     assert CropReader(remote_wh + "/").root == remote_wh
+
+
+def test_the_monai_transform_loads_crops_from_the_bucket(remote_wh, s3_env):
+    wh = Warehouse.open(remote_wh)
+    case = RegionDataset(wh, "heart", sql=ALL).items[0]["case_id"]
+    out = LoadRegionCropd(remote_wh, region="heart", margin_mm=5)({"case_id": case})
+    hu, mask, _ = wh.region_crop(case, "heart", margin_mm=5)
+    assert np.array_equal(out["image"][0].numpy(), hu) and np.array_equal(out["mask"][0].numpy(), mask)

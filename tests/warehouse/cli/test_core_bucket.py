@@ -43,7 +43,7 @@ def test_the_demo_in_a_bucket_answers_like_the_demo_in_a_folder(bucket, s3_env, 
     assert all(np.array_equal(exported["bucket"][k], exported["local"][k]) for k in exported["local"])
 
 
-def test_snapshots_info_and_gc_on_a_bucket(bucket, s3_env, capsys):
+def test_snapshots_info_gc_query_and_release_on_a_bucket(bucket, s3_env, capsys, tmp_path):
     for seed in (0, 1):
         assert run(capsys, "demo", bucket, "--cases", "2", "--seed", str(seed), "--workers", "1")[0] == 0
     code, out, _ = run(capsys, "snapshots", "-w", bucket)
@@ -57,6 +57,10 @@ def test_snapshots_info_and_gc_on_a_bucket(bucket, s3_env, capsys):
     assert [line.split()[0] for line in out.splitlines()] == ids[1:]
     code, out, _ = run(capsys, "info", "-w", bucket)
     assert code == 0 and ids[1] in out
+    code, out, err = run(capsys, "query", "top_abnormalities", "-w", bucket, "--format", "json")
+    assert code == 0 and json.loads(out), err
+    code, _, err = run(capsys, "export-release", "-w", bucket, tmp_path / "release")
+    assert code == 0 and any((tmp_path / "release").rglob("*.csv")), err
 
 
 def test_a_missing_bucket_is_one_line(s3_env, capsys):
