@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -147,16 +148,25 @@ ARRAYS = "arrays"
 ARRAYS_MAP = "arrays.json"
 
 
-def build_arrays(build_key: str) -> str:
-    """The array store a build's workers write to, relative to the root."""
-    return f"{ARRAYS}/{build_key}"
+def build_arrays(staging: Path, build_key: str) -> str:
+    """The array store a build's workers write to, relative to the root: ``arrays/<build key>-<run>``,
+    named once per staging (a resumed build keeps it). A new run of the same inputs gets a store of its
+    own, so it never rewrites the arrays a published snapshot references."""
+    record = staging / "arrays_store"
+    try:
+        return record.read_text().strip()
+    except FileNotFoundError:
+        name = f"{ARRAYS}/{build_key}-{uuid.uuid4().hex[:8]}"
+        tmp = record.with_suffix(".partial")
+        tmp.write_text(name)
+        os.replace(tmp, record)
+        return name
 
 
-def arrays_map(root: ObjectRoot, build_key: str, base_map: dict[str, str] | None, replaced: Iterable[str]) -> dict:
-    """The next snapshot's ``arrays.json``: the case groups of this build's store, and the base's
+def arrays_map(root: ObjectRoot, own: str, base_map: dict[str, str] | None, replaced: Iterable[str]) -> dict:
+    """The next snapshot's ``arrays.json``: the case groups of this build's store `own`, and the base's
     groups of the cases it did not rebuild (case key -> store, relative to the root), as
     ``{"format": 1, "stores": {store: [case keys]}}``."""
-    own = build_arrays(build_key)
     built = set(root.list_dirs(own))
     drop = built | {case_key(c) for c in replaced}
     keys = {k: store for k, store in (base_map or {}).items() if k not in drop} | dict.fromkeys(built, own)
@@ -164,6 +174,13 @@ def arrays_map(root: ObjectRoot, build_key: str, base_map: dict[str, str] | None
     for key, store in sorted(keys.items()):
         stores.setdefault(store, []).append(key)
     return {"format": 1, "stores": stores}
+
+
+def remove_prefix(root: ObjectRoot, prefix: str) -> int:
+    """Delete every object under `prefix` (e.g. a build's store that no snapshot references)."""
+    keys = [m["path"] for m in root.list(prefix)]
+    root.delete(keys)
+    return len(keys)
 
 
 def read_map(path: Path) -> dict[str, str]:

@@ -269,7 +269,7 @@ class SnapshotWriter:
         """Where this build's jobs write arrays: the staging folder, or for a bucket root a prefix in
         the bucket (so workers on other machines write there directly)."""
         if isinstance(self.location, ObjectRoot):
-            return self.location / remote.build_arrays(self.build_key)
+            return self.location / remote.build_arrays(self.staging, self.build_key)
         return self.staging / ARRAYS_DIR
 
     def _snapshot(self, snapshot_id: str) -> Snapshot:
@@ -325,6 +325,8 @@ class SnapshotWriter:
             sid, self.outcome = commit.publish(self)
             if not isinstance(self.location, ObjectRoot):
                 commit.ensure_views(self.root)
+            elif self.outcome == "identical":  # nothing references this run's arrays
+                remote.remove_prefix(self.location, remote.build_arrays(self.staging, self.build_key))
             commit.kill_point("views")
             self.discard()
             return self._snapshot(sid)
@@ -375,7 +377,8 @@ class SnapshotWriter:
         if isinstance(self.location, ObjectRoot):  # which store holds each case: nothing is copied
             base = self.base if self._carry else None
             base_map = remote.read_map(base._local(remote.ARRAYS_MAP)) if base is not None else None
-            mapping = remote.arrays_map(self.location, self.build_key, base_map, replaced)
+            own = remote.build_arrays(self.staging, self.build_key)
+            mapping = remote.arrays_map(self.location, own, base_map, replaced)
             (self.commit_dir / remote.ARRAYS_MAP).write_text(json.dumps(mapping, sort_keys=True))
         else:
             self._assemble_arrays(replaced)

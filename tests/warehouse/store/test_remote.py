@@ -218,6 +218,16 @@ def test_snapshots_reference_their_cases_arrays_and_gc_frees_what_only_old_ones_
         assert fresh.region_mask(c, "heart")[0].any()
 
 
+def test_a_rerun_of_the_same_inputs_never_rewrites_published_arrays(bucket, s3_env):
+    root = ObjectRoot(bucket)
+    build(CubeSource("a", first=1), bucket, runner="local", progress=False)
+    before = {k: root.get(k.removeprefix("wh/")) for k in s3_env.keys(root.bucket, "wh/arrays/")}
+    again = build(CubeSource("a", first=1), bucket, runner="local", progress=False)
+    assert again.outcome == "identical"
+    after = {k: root.get(k.removeprefix("wh/")) for k in s3_env.keys(root.bucket, "wh/arrays/")}
+    assert after == before  # the rerun wrote a store of its own, and removed it: nothing references it
+
+
 def test_gc_on_a_local_root(tmp_path):
     for first in (1, 10):
         build(cube(f"c{first}", first), tmp_path, runner="local", progress=False)
