@@ -47,11 +47,12 @@ print("samples", len(got))
 
 
 @pytest.fixture(scope="module")
-def remote_wh(s3_server) -> str:
+def remote_wh(s3_server, tmp_path_factory) -> str:
     """A 3-case demo warehouse built into a fresh bucket, once for the module."""
     url = f"s3://{s3_server.make_bucket()}/wh"
     with pytest.MonkeyPatch.context() as patch:
-        for k, v in {**ENV, "AWS_ENDPOINT_URL": s3_server.endpoint}.items():
+        for k, v in {**ENV, "AWS_ENDPOINT_URL": s3_server.endpoint,
+                     "RADGENOME_CACHE": str(tmp_path_factory.mktemp("build-cache"))}.items():
             patch.setenv(k, v)
         build(DemoSource(n=3, seed=0), url, runner="local", progress=False)
     return url
