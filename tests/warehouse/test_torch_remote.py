@@ -31,8 +31,9 @@ url = sys.argv[1]
 ds = RegionDataset(url, "left lung", sql="SELECT case_id FROM cases", margin_mm=8, size=(48, 40, 24))
 assert ds.reader.root == url, ds.reader.root
 
-def backend(_):
-    return array_io.backend(array_io.node(ds.reader.remember(ds.items[0]["snapshot_id"])))
+def backend(_):  # what this worker reads the snapshot's first store with
+    arrays = ds.reader.remember(ds.items[0]["snapshot_id"])  # a bucket's snapshot: its map of stores
+    return array_io.backend(array_io.node(next(iter(arrays.stores.values()))))
 
 loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2,  # fork: Linux's default start method
                                      worker_init_fn=lambda i: print("worker", i, backend(i), flush=True))
