@@ -62,3 +62,19 @@ def register(app: typer.Typer) -> None:
         if len(summary.notes) > MAX_NOTES:
             typer.secho(f"  ... and {len(summary.notes) - MAX_NOTES} more notes (manifest.json lists them)",
                         fg="yellow", err=True)
+
+    @app.command("export-croissant")
+    def export_croissant_cmd(
+        out_dir: Annotated[Path, typer.Argument(help="Folder to write (new or empty): croissant.json and "
+                                                     "tables/<table>.parquet.")],
+        warehouse: WarehouseOpt,
+        snapshot: Annotated[str | None, typer.Option(help="Snapshot id (default: latest).")] = None,
+    ) -> None:
+        """Publish a whole snapshot: its Parquet tables (hard-linked where possible) and croissant.json, the
+        Croissant metadata (column types and descriptions, sha256, licences, citation, Responsible-AI
+        fields) that mlcroissant loads. Example: radgenome export-croissant -w build/demo out/croissant"""
+        from warehouse.exports.croissant import export_croissant
+
+        with open_warehouse(warehouse, snapshot) as wh:
+            path = export_croissant(wh, out_dir)
+        typer.echo(f"wrote {path}")

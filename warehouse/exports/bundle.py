@@ -4,6 +4,8 @@ A cohort is a SQL query (or a named query with parameters) that returns ``case_i
 `export_cohort` writes::
 
     OUT/README.md                       what the folder holds, where it came from, its licences
+    OUT/croissant.json                  Croissant (JSON-LD) metadata of tables/*.parquet: types, column
+                                        descriptions, sha256, licences, citation, Responsible-AI fields
     OUT/manifest.json                   query and parameters, snapshot id, creation time, row counts,
                                         bytes and sha256 per file, licences of the sources
     OUT/tables/<table>.{parquet,csv}    the cohort's rows of every table (anatomy tables whole)
@@ -39,6 +41,7 @@ from warehouse.core.anatomy import anatomy
 from warehouse.core.errors import ArrayNotFoundError, WarehouseError
 from warehouse.core.release_format import LICENCES
 from warehouse.exports import bundle_tables
+from warehouse.exports.croissant import write_croissant
 from warehouse.exports.nifti import ArrayFile, plan_case, write_case
 
 if TYPE_CHECKING:
@@ -102,6 +105,9 @@ def export_cohort(wh: Warehouse, out_dir: str | Path, sql: str | None = None, qu
         counts = bundle_tables.write_text_files(wh, stage, case_ids, keys, plans, crop_name, mask_names)
         shown = query_text if query is None else f"-- named query {query}\n{query_text.strip()}"
         bundle_tables.write_readme(stage / "README.md", wh.snapshot_id, shown, len(case_ids), LICENCES)
+        write_croissant(wh, stage, name=f"radgenome-cohort-{wh.snapshot_id}",
+                        description=f"Cohort export of {len(case_ids)} cases from radgenome-warehouse snapshot "
+                                    f"{wh.snapshot_id} (tables/*.parquet); the cohort query is in manifest.json.")
         array_files = [f for files in plans.values() for f in files]
         manifest = {
             "kind": KIND, "format_version": FORMAT_VERSION,

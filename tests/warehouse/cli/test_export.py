@@ -49,10 +49,11 @@ def test_dry_run_prints_what_the_export_then_writes(cli, root, tmp_path):
     assert real.exit_code == 0, real.output
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     release = len(list((tmp_path / "out" / "radgenome").rglob("*.csv")))
-    assert release > 0  # manifest, README, every table x 2, datalist, reports; 2 images, 2 x 2 masks; released CSVs
+    assert release > 0
+    # manifest, README, croissant.json, every table x 2, datalist, reports; 2 images, 2 x 2 masks; released CSVs
     tables = 2 * len(schema.TABLES)
     assert _count(dry.output, "cases") == 2
-    assert _count(dry.output, "files") == len(files) == 4 + tables + 2 + 4 + release
+    assert _count(dry.output, "files") == len(files) == 5 + tables + 2 + 4 + release
     assert _count(dry.output, "bytes") >= sum(p.stat().st_size for p in files)
     again = cli(*args)
     assert again.exit_code != 0 and "not empty" in str(again.exception)
