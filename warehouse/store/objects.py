@@ -225,6 +225,15 @@ def _client_options() -> dict:
     return {"allow_http": True} if endpoint.startswith("http://") else {}
 
 
+# Matched on S3's error codes and whole status lines, never a bare number: the messages also hold
+# URLs, request ids and timings ("in 404.2µs") that a bare "404" would match.
+_CREDENTIALS = re.compile(r"InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken|UNAUTHENTICATED|"
+                          r"Unauthenticated|missing credentials|\b401 Unauthorized")
+_DENIED = re.compile(r"AccessDenied|PERMISSION_DENIED|PermissionDenied|\b403 Forbidden")
+_MISSING = re.compile(r"NoSuchKey|\b404 Not Found|^NOT_FOUND")
+_UNREACHABLE = re.compile(r"connection|connect|dns|timed out|timeout|broken pipe", re.I)
+
+
 def translate(e: BaseException, action: str, url: str) -> ObjectStoreError:
     """One line for an object store's error: what failed, where, and what to do."""
     text = str(e)
@@ -232,18 +241,17 @@ def translate(e: BaseException, action: str, url: str) -> ObjectStoreError:
         bucket = urlsplit(url).netloc
         return ObjectStoreError(f"cannot {action} {url}: bucket {bucket!r} does not exist",
                                 hint="create it, or check the URL and AWS_ENDPOINT_URL")
-    if isinstance(e, FileNotFoundError) or "NoSuchKey" in text or "404" in text:
-        return ObjectNotFoundError(f"cannot {action} {url}: no such object",
-                                   hint="the snapshot may be incomplete or deleted: open another with --snapshot")
-    if any(s in text for s in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "Unauthenticated",
-                               "ExpiredToken", "missing credentials", "401")):
+    if _CREDENTIALS.search(text):
         return ObjectStoreError(f"cannot {action} {url}: the credentials were refused",
                                 hint="check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or your profile)")
-    if "AccessDenied" in text or "403" in text or "PermissionDenied" in type(e).__name__:
+    if _DENIED.search(text) or "PermissionDenied" in type(e).__name__:
         return ObjectStoreError(f"cannot {action} {url}: access denied",
                                 hint="these credentials may not do this here (a read-only prefix?): "
                                      "ask for write access or use another prefix")
-    if any(s in text.lower() for s in ("connection", "connect", "dns", "timed out", "timeout", "broken pipe")):
+    if isinstance(e, FileNotFoundError) or _MISSING.search(text):
+        return ObjectNotFoundError(f"cannot {action} {url}: no such object",
+                                   hint="the snapshot may be incomplete or deleted: open another with --snapshot")
+    if _UNREACHABLE.search(text):
         return ObjectStoreError(f"cannot {action} {url}: the object store did not answer",
                                 hint="check AWS_ENDPOINT_URL and the network, then run the same command again")
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(e).__name__)

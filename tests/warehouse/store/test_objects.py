@@ -65,6 +65,10 @@ def test_a_tensorstore_spec_names_the_endpoint(s3_env):
     ("<Code>InvalidAccessKeyId</Code>", "credentials were refused"),
     ("403 Forbidden <Code>AccessDenied</Code>", "access denied"),
     ("error sending request: Connection refused", "did not answer"),
+    ("Error performing GET http://h/b/k in 404.2µs - Server returned non-2xx status code: 403 Forbidden: "
+     "<Code>InvalidAccessKeyId</Code>", "credentials were refused"),  # a timing is not a status
+    ("Error performing GET http://h/wh-4040/k in 1ms - Server returned non-2xx status code: 404 Not Found",
+     "no such object"),
 ])
 def test_errors_become_one_line(text, says):
     e = translate(RuntimeError(text + "\n<more lines>"), "read", "s3://bkt/wh/x")
