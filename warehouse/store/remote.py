@@ -56,15 +56,31 @@ class CorruptSnapshotError(WarehouseError):
 
 
 # -- commits ---------------------------------------------------------------------------------------
+def _commit_names(root: ObjectRoot) -> list[str]:
+    """The names of the root's commit objects, oldest first (one listing, no reads)."""
+    return sorted(n for n in (m["path"].rsplit("/", 1)[-1] for m in root.list(COMMITS)) if _COMMIT_RE.match(n))
+
+
 def read_commits(root: ObjectRoot, *, deleted: bool = False) -> list[dict]:
     """The root's commit records, oldest first (tombstones of deleted snapshots only with `deleted`)."""
-    out = []
-    for name in sorted(m["path"].rsplit("/", 1)[-1] for m in root.list(COMMITS)):
-        if _COMMIT_RE.match(name):
-            record = json.loads(root.get(f"{COMMITS}/{name}"))
-            if deleted or not record.get("deleted"):
-                out.append(record)
-    return out
+    records = [json.loads(root.get(f"{COMMITS}/{name}")) for name in _commit_names(root)]
+    return [r for r in records if deleted or not r.get("deleted")]
+
+
+def read_commit(root: ObjectRoot, snapshot_id: str | None = None) -> dict | None:
+    """The commit record of `snapshot_id`, or of the latest live snapshot (None: no such snapshot).
+    One listing and a read or two: opening a root does not read every commit it ever had."""
+    if snapshot_id is not None:
+        try:
+            record = json.loads(root.get(commit_key(snapshot_id)))
+        except (ObjectNotFoundError, ValueError):
+            return None
+        return record if record.get("snapshot_id") == snapshot_id and not record.get("deleted") else None
+    for name in reversed(_commit_names(root)):  # the newest first; tombstones are skipped
+        record = json.loads(root.get(f"{COMMITS}/{name}"))
+        if not record.get("deleted"):
+            return record
+    return None
 
 
 def list_snapshots(root: ObjectRoot) -> list[str]:
@@ -88,10 +104,8 @@ class RemoteTarget:
 
     def latest_id(self) -> str | None:
         """The newest claimed id, tombstones included (sequence numbers are never reused)."""
-        names = [n for n in (m["path"].rsplit("/", 1)[-1] for m in self.root.list(COMMITS)) if _COMMIT_RE.match(n)]
-        if not names:
-            return None
-        return json.loads(self.root.get(f"{COMMITS}/{max(names)}"))["snapshot_id"]
+        names = _commit_names(self.root)
+        return json.loads(self.root.get(f"{COMMITS}/{names[-1]}"))["snapshot_id"] if names else None
 
     def content_hash(self, snapshot_id: str) -> str | None:
         manifest = json.loads(self.root.get(f"{SNAPSHOTS}/{snapshot_id}/{MANIFEST}"))
@@ -253,13 +267,14 @@ def collect_garbage(root: ObjectRoot, keep: int | None, grace: timedelta, *, dry
     references and untouched for `grace`: builds that never published (re-running one after that
     rebuilds nothing it recorded as done, so only use it for builds that will not be resumed)."""
     now = datetime.now(UTC)
-    live = read_commits(root)
+    every = read_commits(root, deleted=True)
+    live = [r for r in every if not r.get("deleted")]
     old = commit.superseded(live, keep, grace)
     old_ids = {r["snapshot_id"] for r in old}
     kept = [r for r in live if r["snapshot_id"] not in old_ids]
     referenced = {(store, key) for r in kept for key, store in _snapshot_map(root, r).items()}
     freed = {(store, key) for r in old for key, store in _snapshot_map(root, r).items()} - referenced
-    claimed_ids = {r["snapshot_id"] for r in read_commits(root, deleted=True)}
+    claimed_ids = {r["snapshot_id"] for r in every}
     live_ids = {r["snapshot_id"] for r in kept}
     groups: dict[str, list[dict]] = {}
     for m in root.list(SNAPSHOTS):

@@ -131,18 +131,17 @@ def open_snapshot(root: Path | str, snapshot_id: str | None = None) -> Snapshot:
 
 def _open_remote(root: ObjectRoot, snapshot_id: str | None) -> Snapshot:
     """A bucket root's snapshot: its manifest and DuckDB tables fetched (Parquet when asked for)."""
-    records = remote.read_commits(root)
-    if not records:
+    record = remote.read_commit(root, snapshot_id)
+    if record is not None:
+        return remote_snapshot(root, record)
+    known = remote.list_snapshots(root)  # only on the way to an error
+    if not known:
         if staged := commit.list_staged(root.cache):
             raise NotAWarehouseError(f"no published snapshot in {root.url} yet; {staged[0]}: "
                                      "re-run its command to finish it")
         raise NotAWarehouseError(f"{root.url} is not a warehouse (no published snapshot in {root / remote.COMMITS})",
                                  hint="build one with `radgenome demo URL` or `radgenome ingest ... -w URL`")
-    by_id = {r["snapshot_id"]: r for r in records}
-    sid = snapshot_id or records[-1]["snapshot_id"]
-    if sid not in by_id:
-        raise SnapshotNotFoundError(f"no snapshot {sid!r} in {root.url}", hint=f"known: {', '.join(by_id)}")
-    return remote_snapshot(root, by_id[sid])
+    raise SnapshotNotFoundError(f"no snapshot {snapshot_id!r} in {root.url}", hint=f"known: {', '.join(known)}")
 
 
 def remote_snapshot(root: ObjectRoot, record: dict, *, database: bool = True) -> Snapshot:
@@ -274,8 +273,10 @@ class SnapshotWriter:
 
     def _snapshot(self, snapshot_id: str) -> Snapshot:
         if isinstance(self.location, ObjectRoot):
-            records = {r["snapshot_id"]: r for r in remote.read_commits(self.location)}
-            return remote_snapshot(self.location, records[snapshot_id], database=False)
+            record = remote.read_commit(self.location, snapshot_id)
+            if record is None:
+                raise SnapshotNotFoundError(f"no snapshot {snapshot_id!r} in {self.location.url}")
+            return remote_snapshot(self.location, record, database=False)
         return read_snapshot(self.root, snapshot_id)
 
     # per-case parts
