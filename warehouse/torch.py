@@ -37,8 +37,8 @@ from warehouse.api import Warehouse
 from warehouse.core.anatomy import anatomy
 from warehouse.core.errors import ArrayNotFoundError
 from warehouse.core.grid import AIR_HU, shift_affine  # AIR_HU: padding is air, -1024 HU
-from warehouse.exports.bundle import cohort
 from warehouse.exports.bundle_tables import region_texts
+from warehouse.exports.cohort import resolve_cohort
 from warehouse.store.arrays.io import obstore_usable
 from warehouse.store.arrays.mapped import MappedArrays, open_arrays
 from warehouse.store.objects import ObjectStoreError, is_url, root_location
@@ -55,7 +55,7 @@ def cohort_items(wh: Warehouse, region: str, sql: str | None = None, query: str 
     (MONAI's `pickle_hashing`) is the same in every process and run, and changes with the snapshot.
     """
     region = anatomy().resolve(region).name
-    _, _, case_ids = cohort(wh, sql, query, params)
+    _, _, case_ids = resolve_cohort(wh, sql, query, params)
     texts = region_texts(wh, case_ids, region)
     store, items, notes = wh.arrays, [], []
     for c in case_ids:

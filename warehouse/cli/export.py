@@ -40,10 +40,16 @@ def register(app: typer.Typer) -> None:
         = False,
         snapshot: Annotated[str | None, typer.Option(help="Snapshot id (default: latest).")] = None,
         workers: Annotated[int, typer.Option(help="Threads writing NIfTI files.")] = 4,
+        format: Annotated[str, typer.Option(
+            "--format", "-f", help="bundle (default): tables, NIfTI, MONAI datalist, released CSVs, Croissant; "
+                                   "hf: a Hugging Face dataset repository (Parquet per table and split, dataset "
+                                   "card); ome-zarr: one OME-Zarr image with labels per case; dicom-seg: a DICOM "
+                                   "Segmentation per case and mask source, with its CT series.")] = "bundle",
     ) -> None:
         """Export a cohort: manifest, tables (Parquet, CSV), NIfTI images and masks, a MONAI datalist and
-        the RadGenome-format CSVs. Example: radgenome export -w build/demo --sql "SELECT case_id FROM cases
-        WHERE split = 'validation'" --images --masks "left lung,heart" --crop lung out/cohort"""
+        the RadGenome-format CSVs, or the same cohort in another --format. Example: radgenome export -w
+        build/demo --sql "SELECT case_id FROM cases WHERE split = 'validation'" --images --masks "left lung,heart"
+        --crop lung out/cohort"""
         from warehouse.exports.bundle import export_cohort
 
         if (sql is None) == (query is None):
@@ -52,7 +58,7 @@ def register(app: typer.Typer) -> None:
         with open_warehouse(warehouse, snapshot) as wh:
             summary = export_cohort(wh, out_dir, sql=sql, query=query, params=params, images=images,
                                     masks=split_regions(masks), crop=crop, margin_mm=margin_mm, dry_run=dry_run,
-                                    overwrite=overwrite, workers=workers)
+                                    overwrite=overwrite, workers=workers, format=format)
         if dry_run:
             typer.echo(f"cases: {summary.cases}\nfiles: {summary.files}\n"
                        f"bytes: {summary.bytes}{'' if summary.bytes_exact else ' (at most: NIfTI sizes are bounds)'}")

@@ -25,6 +25,7 @@ after), so its file count and their bytes are exact; NIfTI bytes are an upper bo
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -34,13 +35,14 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from queries import render
 from warehouse.core.anatomy import anatomy
-from warehouse.core.errors import ArrayNotFoundError, WarehouseError
+from warehouse.core.errors import ArrayNotFoundError
 from warehouse.core.release_format import LICENCES
 from warehouse.exports import bundle_tables
+from warehouse.exports.cohort import Cohort, ExportError, resolve_cohort
 from warehouse.exports.croissant import write_croissant
 from warehouse.exports.nifti import ArrayFile, plan_case, write_case
 
@@ -49,10 +51,12 @@ if TYPE_CHECKING:
 
 KIND = "radgenome-warehouse cohort export"
 FORMAT_VERSION = 1
+# --format NAME -> the module writing it. Each has NEEDS_IMAGES, check(cohort) (raises ExportError
+# before anything is written), dry_run(cohort) -> (files, bytes bound) and write(cohort, stage).
+FORMATS = {"bundle": None, "hf": "warehouse.exports.hf", "ome-zarr": "warehouse.exports.ome_zarr",
+           "dicom-seg": "warehouse.exports.dicom_seg"}
 
-
-class ExportError(WarehouseError):
-    """An export that cannot be written as asked (non-empty target, empty cohort, bad query)."""
+__all__ = ["FORMATS", "ExportError", "ExportSummary", "export_cohort"]
 
 
 @dataclass
@@ -80,43 +84,60 @@ class ExportSummary:
 def export_cohort(wh: Warehouse, out_dir: str | Path, sql: str | None = None, query: str | None = None,
                   params: Mapping[str, Any] | None = None, images: bool = False, masks: Sequence[str] = (),
                   crop: str | None = None, margin_mm: float = 10.0, dry_run: bool = False,
-                  overwrite: bool = False, workers: int = 4) -> ExportSummary:
-    """Export the cohort `sql` (or named `query`) returns, as the bundle the module docstring describes.
+                  overwrite: bool = False, workers: int = 4, format: str = "bundle") -> ExportSummary:
+    """Export the cohort `sql` (or named `query`) returns, as the bundle the module docstring describes
+    or in another `format` (`FORMATS`: a Hugging Face dataset folder, OME-Zarr, DICOM SEG).
 
     `masks`: regions whose masks to write (names, paths or synonyms of the DAG); `crop`: a
     region to crop images and masks to, grown by `margin_mm`. `workers`: threads writing
     NIfTI files (gzip runs outside the GIL).
     """
     t0 = time.perf_counter()
+    writer = export_format(format)
     out = Path(out_dir).expanduser().resolve()
     check_target(out, overwrite)
-    query_text, bound, case_ids = cohort(wh, sql, query, params)
+    query_text, bound, case_ids = resolve_cohort(wh, sql, query, params)
     dag = anatomy()
     crop_name = dag.resolve(crop).name if crop else None
     mask_names = list(dict.fromkeys(dag.resolve(r).name for r in masks))
     keys = bundle_tables.case_keys(case_ids)
+    images = images or bool(writer and writer.NEEDS_IMAGES)
+    if writer is not None and writer.NEEDS_IMAGES:
+        _check_images(wh, case_ids, format)
     plans, notes = _plan_arrays(wh, case_ids, keys, images, mask_names, crop_name, margin_mm)
-    options = {"images": images, "masks": mask_names, "crop": crop_name, "margin_mm": margin_mm}
+    shown = query_text if query is None else f"-- named query {query}\n{query_text.strip()}"
+    job = Cohort(wh, case_ids, keys, shown, images, mask_names, crop_name, margin_mm, workers, plans, notes)
+    if writer is not None:
+        writer.check(job)
+    options = {"format": format, "images": images, "masks": mask_names, "crop": crop_name, "margin_mm": margin_mm}
+    if writer is not None and dry_run:
+        files, size = writer.dry_run(job)
+        return ExportSummary(out, len(case_ids), files + 1, size, True, False, {}, notes, time.perf_counter() - t0)
     if not dry_run:
         out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".radgenome-dry-" if dry_run else f".{out.name}.partial-",
                                   dir=None if dry_run else out.parent))
     try:
+        manifest = {
+            "kind": KIND, "format_version": FORMAT_VERSION, "format": format,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "snapshot_id": wh.snapshot_id, "warehouse": str(wh.root),
+            "query": {"name": query, "sql": query_text, "params": _jsonable(bound)},
+            "options": options, "cases": len(case_ids), "case_files": keys,
+            "licences": list(LICENCES), "notes": notes,
+        }
+        if writer is not None:
+            counts = writer.write(job, stage) or {}
+            manifest["row_counts"] = counts
+            return _finish(stage, out, overwrite, manifest, ExportSummary(
+                out, len(case_ids), 0, 0, False, True, counts, notes), t0)
         counts = bundle_tables.write_text_files(wh, stage, case_ids, keys, plans, crop_name, mask_names)
-        shown = query_text if query is None else f"-- named query {query}\n{query_text.strip()}"
+        manifest["row_counts"] = counts
         bundle_tables.write_readme(stage / "README.md", wh.snapshot_id, shown, len(case_ids), LICENCES)
         write_croissant(wh, stage, name=f"radgenome-cohort-{wh.snapshot_id}",
                         description=f"Cohort export of {len(case_ids)} cases from radgenome-warehouse snapshot "
                                     f"{wh.snapshot_id} (tables/*.parquet); the cohort query is in manifest.json.")
         array_files = [f for files in plans.values() for f in files]
-        manifest = {
-            "kind": KIND, "format_version": FORMAT_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "snapshot_id": wh.snapshot_id, "warehouse": str(wh.root),
-            "query": {"name": query, "sql": query_text, "params": _jsonable(bound)},
-            "options": options, "cases": len(case_ids), "case_files": keys, "row_counts": counts,
-            "licences": list(LICENCES), "notes": notes,
-        }
         if dry_run:
             text = _hash_files(stage)
             bound_bytes = sum(f.bytes_bound for f in array_files)
@@ -127,39 +148,45 @@ def export_cohort(wh: Warehouse, out_dir: str | Path, sql: str | None = None, qu
                                  counts, notes, time.perf_counter() - t0)
         with ThreadPoolExecutor(max(1, workers)) as pool:  # one task per case; files land in the stage
             list(pool.map(lambda files: write_case(wh, files, stage), plans.values()))
-        manifest["files"] = _hash_files(stage)
-        (stage / "manifest.json").write_bytes(_manifest_bytes(manifest))
-        size = sum(v["bytes"] for v in manifest["files"].values()) + (stage / "manifest.json").stat().st_size
-        publish(stage, out, overwrite)
-        return ExportSummary(out, len(case_ids), len(manifest["files"]) + 1, size, False, True, counts, notes,
-                             time.perf_counter() - t0)
+        return _finish(stage, out, overwrite, manifest, ExportSummary(
+            out, len(case_ids), 0, 0, False, True, counts, notes), t0)
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
 
 
-def cohort(wh: Warehouse, sql: str | None, query: str | None,
-           params: Mapping[str, Any] | None) -> tuple[str, dict, list[str]]:
-    """The query text, its bound parameters and the cohort's case ids (sorted, known to the warehouse)."""
-    if (sql is None) == (query is None):
-        raise ExportError("give the cohort as exactly one of a SQL query or a named query",
-                          hint="--sql \"SELECT case_id FROM cases WHERE ...\" or --query NAME --param k=v")
-    if query is not None:
-        text, bound = render(query, **dict(params or {}))
-    else:
-        text, bound = sql, dict(params or {})
-    df = wh.sql(text, bound)
-    if "case_id" not in df.columns:
-        raise ExportError(f"the cohort query returns no case_id column (it returns {', '.join(df.columns)})",
-                          hint="select the cases' ids: SELECT DISTINCT case_id FROM ...")
-    wanted = sorted({c for c in df["case_id"].to_list() if c is not None})
-    known = set(wh.sql("SELECT case_id FROM cases WHERE case_id IN (SELECT unnest($ids))",
-                       {"ids": wanted})["case_id"].to_list())
-    case_ids = [c for c in wanted if c in known]
-    if not case_ids:
-        raise ExportError("the cohort is empty: the query returned no case of this warehouse",
-                          hint=f"check it with `radgenome sql --warehouse {wh.root} \"...\"`")
-    return text, dict(bound), case_ids
+def export_format(name: str) -> ModuleType | None:
+    """The module writing `--format name` (None: the bundle, written here)."""
+    if name not in FORMATS:
+        raise ExportError(f"unknown export format {name!r}", hint=f"choose one of {', '.join(FORMATS)}")
+    return importlib.import_module(FORMATS[name]) if FORMATS[name] else None
+
+
+def _check_images(wh: Warehouse, case_ids: list[str], format: str) -> None:
+    """Refuse, before anything is written, a cohort with a case that has no CT for a format that needs one."""
+    try:
+        store = wh.arrays
+    except ArrayNotFoundError as e:
+        raise ExportError(f"this warehouse holds no arrays: --format {format} needs the CT images",
+                          hint="export the tables only (--format bundle)") from e
+    missing = [c for c in case_ids if not store.has_image(c)]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ExportError(f"case {missing[0]}{more} of the cohort has no CT image: --format {format} needs one",
+                          hint="leave those cases out of the cohort query (e.g. JOIN a table of cases with images) "
+                               "or export --format bundle")
+
+
+def _finish(stage: Path, out: Path, overwrite: bool, manifest: dict, summary: ExportSummary,
+            t0: float) -> ExportSummary:
+    """Hash the stage's files into its manifest, write it, and publish the stage as OUT."""
+    manifest["files"] = _hash_files(stage)
+    (stage / "manifest.json").write_bytes(_manifest_bytes(manifest))
+    summary.files = len(manifest["files"]) + 1
+    summary.bytes = sum(v["bytes"] for v in manifest["files"].values()) + (stage / "manifest.json").stat().st_size
+    publish(stage, out, overwrite)
+    summary.seconds = time.perf_counter() - t0
+    return summary
 
 
 def check_target(out: Path, overwrite: bool) -> None:
