@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 KIND = "radgenome-warehouse cohort export"
 FORMAT_VERSION = 1
 # --format NAME -> the module writing it. Each has NEEDS_IMAGES, check(cohort) (raises ExportError
-# before anything is written), dry_run(cohort) -> (files, bytes bound) and write(cohort, stage).
+# before anything is written), dry_run(cohort) -> (files, bytes bound) and write(cohort, stage) -> a
+# dict of manifest entries (row_counts, what it generated). Notes go to cohort.notes (the manifest's).
 FORMATS = {"bundle": None, "hf": "warehouse.exports.hf", "ome-zarr": "warehouse.exports.ome_zarr",
            "dicom-seg": "warehouse.exports.dicom_seg"}
 
@@ -126,9 +127,9 @@ def export_cohort(wh: Warehouse, out_dir: str | Path, sql: str | None = None, qu
             "options": options, "cases": len(case_ids), "case_files": keys,
             "licences": list(LICENCES), "notes": notes,
         }
-        if writer is not None:
-            counts = writer.write(job, stage) or {}
-            manifest["row_counts"] = counts
+        if writer is not None:  # its own entries join the manifest (row_counts, what it generated)
+            manifest.update(writer.write(job, stage) or {})
+            counts = manifest.setdefault("row_counts", {})
             return _finish(stage, out, overwrite, manifest, ExportSummary(
                 out, len(case_ids), 0, 0, False, True, counts, notes), t0)
         counts = bundle_tables.write_text_files(wh, stage, case_ids, keys, plans, crop_name, mask_names)
