@@ -49,6 +49,12 @@ class Warehouse:
         """The snapshot's folder (tables/, arrays.zarr, manifest.json)."""
         return self._snapshot.path
 
+    def table_file(self, name: str) -> Path:
+        """Table `name`'s Parquet file in this snapshot (for a bucket root, fetched and checked first)."""
+        if name not in schema.TABLES:
+            raise QueryRefusedError(f"unknown table {name!r}", hint="tables: " + ", ".join(schema.TABLES))
+        return self._snapshot.table_path(name)
+
     @property
     def manifest(self) -> dict:
         return self._snapshot.manifest

@@ -121,6 +121,13 @@ def test_manifest_row_counts_are_the_parquet_rows(wh):
     assert wh.manifest["snapshot_id"] == wh.snapshot_id
 
 
+def test_table_file_is_the_snapshots_parquet(wh):
+    assert wh.table_file("cases") == wh.path / "tables" / "cases.parquet"
+    assert pq.read_table(wh.table_file("cases")).num_rows == wh.manifest["row_counts"]["cases"]
+    with pytest.raises(QueryRefusedError, match="unknown table 'case'"):
+        wh.table_file("case")
+
+
 def test_info_summarises_the_snapshot(wh, built):
     info = wh.info()
     assert info["snapshot_id"] == wh.snapshot_id and info["path"] == str(wh.path)

@@ -217,14 +217,12 @@ def export_croissant(wh: Warehouse, out_dir: str | Path, **kwargs: Any) -> Path:
 
 
 def _place_table(wh: Warehouse, table: str, target: Path) -> None:
-    source = wh.path / TABLES / f"{table}.parquet"
-    if source.is_file():
-        try:
-            os.link(source, target)
-        except OSError:  # another file system, or links not allowed
-            shutil.copyfile(source, target)
-    else:  # e.g. a bucket root's snapshot: its tables are not local files
-        pq.write_table(wh.table(table), target, compression="zstd")
+    """The snapshot's own Parquet file (a bucket root's: fetched into the cache and checked first)."""
+    source = wh.table_file(table)
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed
+        shutil.copyfile(source, target)
 
 
 def _record_set(mlc: Any, table: str, file_id: str, file_schema: pa.Schema) -> Any:

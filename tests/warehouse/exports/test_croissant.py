@@ -19,6 +19,8 @@ from warehouse import Warehouse
 from warehouse.core import schema
 from warehouse.exports.bundle import export_cohort
 from warehouse.exports.croissant import NOT_STATED, CroissantError, croissant_metadata, export_croissant
+from warehouse.store.objects import ObjectRoot
+from warehouse.store.remote import read_commit
 
 # mlcroissant's own dependencies' deprecations (rdflib, pandas), nothing of this project
 pytestmark = [pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated"),
@@ -133,6 +135,18 @@ def test_export_croissant_command(demo_root, tmp_path, capsys):
     assert code != 0 and len(err.strip().splitlines()) == 1 and "not an empty folder" in err
     code, _, err = run(capsys, "export-croissant", "-w", tmp_path / "nowhere", tmp_path / "other")
     assert code != 0 and len(err.strip().splitlines()) == 1 and not (tmp_path / "other").exists()
+
+
+def test_a_bucket_root_publishes_its_own_verified_files(bucket, capsys, tmp_path):
+    code, _, err = run(capsys, "demo", bucket, "--cases", "2", "--workers", "1")
+    assert code == 0, err
+    with Warehouse.open(bucket) as wh:
+        path = export_croissant(wh, tmp_path / "pub")
+        _check(path, wh)
+        committed = read_commit(ObjectRoot(bucket), wh.snapshot_id)["files"]
+    for table in schema.TABLES:  # the snapshot's own bytes, as its commit records them, not a rewrite
+        digest = hashlib.sha256((tmp_path / "pub" / "tables" / f"{table}.parquet").read_bytes()).hexdigest()
+        assert digest == committed[f"tables/{table}.parquet"]["sha256"], table
 
 
 def test_a_folder_without_tables_is_refused(demo_root, tmp_path):
