@@ -57,6 +57,10 @@ FORMAT_VERSION = 1
 FORMATS = {"bundle": None, "hf": "warehouse.exports.hf", "ome-zarr": "warehouse.exports.ome_zarr",
            "dicom-seg": "warehouse.exports.dicom_seg"}
 
+# A dry run's bound of manifest.json's "files" entry per file (a path under 300 characters, bytes, sha256)
+# and of a format's own entries per case.
+MANIFEST_FILE_BOUND, MANIFEST_CASE_BOUND = 450, 2048
+
 __all__ = ["FORMATS", "ExportError", "ExportSummary", "export_cohort"]
 
 
@@ -111,22 +115,23 @@ def export_cohort(wh: Warehouse, out_dir: str | Path, sql: str | None = None, qu
     if writer is not None:
         writer.check(job)
     options = {"format": format, "images": images, "masks": mask_names, "crop": crop_name, "margin_mm": margin_mm}
-    if writer is not None and dry_run:
+    manifest = {
+        "kind": KIND, "format_version": FORMAT_VERSION, "format": format,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "snapshot_id": wh.snapshot_id, "warehouse": str(wh.root),
+        "query": {"name": query, "sql": query_text, "params": _jsonable(bound)},
+        "options": options, "cases": len(case_ids), "case_files": keys,
+        "licences": list(LICENCES), "notes": notes,
+    }
+    if writer is not None and dry_run:  # the format's bound, and manifest.json's: its entries per file and case
         files, size = writer.dry_run(job)
+        size += len(_manifest_bytes(manifest)) + files * MANIFEST_FILE_BOUND + len(case_ids) * MANIFEST_CASE_BOUND
         return ExportSummary(out, len(case_ids), files + 1, size, True, False, {}, notes, time.perf_counter() - t0)
     if not dry_run:
         out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".radgenome-dry-" if dry_run else f".{out.name}.partial-",
                                   dir=None if dry_run else out.parent))
     try:
-        manifest = {
-            "kind": KIND, "format_version": FORMAT_VERSION, "format": format,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "snapshot_id": wh.snapshot_id, "warehouse": str(wh.root),
-            "query": {"name": query, "sql": query_text, "params": _jsonable(bound)},
-            "options": options, "cases": len(case_ids), "case_files": keys,
-            "licences": list(LICENCES), "notes": notes,
-        }
         if writer is not None:  # its own entries join the manifest (row_counts, what it generated)
             manifest.update(writer.write(job, stage) or {})
             counts = manifest.setdefault("row_counts", {})
