@@ -30,8 +30,9 @@ def register(app: typer.Typer) -> None:
         param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Parameter k=v (repeatable).")]
         = None,
         images: Annotated[bool, typer.Option("--images", help="Write the CTs as images/<case>.nii.gz.")] = False,
-        masks: Annotated[str | None, typer.Option(help="Regions whose masks to write, comma separated: "
-                                                       "masks/<case>/<region>.nii.gz.")] = None,
+        masks: Annotated[str | None, typer.Option(help="Regions whose masks to write, comma separated (bundle, "
+                                                       "hf: masks/<case>/<region>.nii.gz; ome-zarr: label images; "
+                                                       "dicom-seg: the segments).")] = None,
         crop: Annotated[str | None, typer.Option(help="Crop images and masks to this region's box.")] = None,
         margin_mm: Annotated[float, typer.Option("--margin-mm", help="Margin around the crop region, mm.")] = 10.0,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print cases, files and bytes; write nothing.")]
@@ -39,7 +40,7 @@ def register(app: typer.Typer) -> None:
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in OUT_DIR.")]
         = False,
         snapshot: Annotated[str | None, typer.Option(help="Snapshot id (default: latest).")] = None,
-        workers: Annotated[int, typer.Option(help="Threads writing NIfTI files.")] = 4,
+        workers: Annotated[int, typer.Option(help="Threads writing array files (one case each).")] = 4,
         format: Annotated[str, typer.Option(
             "--format", "-f", help="bundle (default): tables, NIfTI, MONAI datalist, released CSVs, Croissant; "
                                    "hf: a Hugging Face dataset repository (Parquet per table and split, dataset "

@@ -71,6 +71,9 @@ class MappedArrays:
     def image(self, case_id: str) -> Any:
         return self._store(case_id).image(case_id)
 
+    def image_box(self, case_id: str, box: Any) -> Any:
+        return self._store(case_id).image_box(case_id, box)
+
     def grid(self, case_id: str) -> Any:
         return self._store(case_id).grid(case_id)
 

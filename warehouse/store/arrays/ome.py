@@ -10,6 +10,27 @@ level, axes x, y, z in millimetres (the stored NIfTI voxel order), scale from th
 spacing and translation from the origin. A rotation or flip cannot be expressed in
 OME-Zarr 0.5, so the full 4x4 affine is kept beside it in the case attributes; viewers
 that read only OME metadata see the volume axis-aligned.
+
+Against an OME-NGFF 0.5 validator (ome-zarr-models' ``Image``, ``Labels``, ``ImageLabel``; the
+tests run it over the demo store and a real TotalSegmentator case) every case group, `labels`
+group and label layer validates. Each array also names its axes (``dimension_names`` = `AXES`,
+written by `ArrayStore`); stores written before they did lack them, which no reader needs.
+Where the layout departs from a plain OME-Zarr image by design, this is what a viewer
+(ome-zarr's reader, napari-ome-zarr on top of it) sees when it opens a case group:
+
+- the CT at dataset path ``image`` (any path is allowed; tools writing pyramids use "0"), axes
+  x, y, z: the spec's SHOULD is z, y, x, so napari shows the last two axes (y, z) as the plane,
+  a sagittal slice, with a slider over x (transpose in the viewer, or export --format ome-zarr);
+- several label images per case, ``<source>-<n>``: one napari Labels layer each, hidden until
+  shown, its colours and `properties` (the structure list) per label value; masks that overlap
+  sit in different layers, so nested structures (lung, lobe) show by toggling layers;
+- a structure stored as its parts: its own value covers only its remaining voxels (often none,
+  then it is listed under ``unions``, not in any layer); a viewer shows the parts, each with its
+  own value and colour; `parts.pieces` gives the whole mask;
+- ``labels.empty`` and ``labels.unions`` sit outside the ``ome`` key: viewers ignore them;
+- a case without a CT has no ``ome`` on its group (no image to show): open ``<case>/labels``
+  instead; its layers have no ``source.image``, so the reader shows them alone (and logs that
+  no parent image was found).
 """
 
 from __future__ import annotations

@@ -160,6 +160,7 @@ class ArrayStore:
             group = zarr.create_group(self.store, path=key, overwrite=True,
                                       attributes=_case_attrs(case_id, affine, hu.shape))
         write_array(self._node, f"{key}/image", self.store, hu, fill_value=AIR_HU, **chunking(hu.shape),
+                    dimension_names=ome.AXES,
                     compressors=BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"))
         with errors("write", self._node / key):
             group.attrs["ome"] = ome.image_attrs(case_id, affine)
@@ -253,7 +254,7 @@ class ArrayStore:
                 "mask_source": mask_source,
                 "ome": ome.image_label_attrs(case_id, name, affine, props, has_image=image is not None)})
             write_array(self._node, f"{key}/labels/{name}/0", self.store, arr, fill_value=0, **chunking(arr.shape),
-                        compressors=LABEL_CODEC)
+                        dimension_names=ome.AXES, compressors=LABEL_CODEC)
         unlayered = {}  # structures in no layer: with no voxel, or exactly the union of their parts
         for kind, wanted in (("empty", lambda s: s.voxels == 0), ("unions", lambda s: s.voxels > 0)):
             unlayered[kind] = [d for d in labels.attrs.get(kind, []) if d["mask_source"] != mask_source]
@@ -280,6 +281,14 @@ class ArrayStore:
         """The whole CT (int16 HU) and its affine."""
         case = self._image_case(case_id)
         return self._array(case, "image")[...], case.affine.copy()
+
+    def image_box(self, case_id: str, box: Box) -> np.ndarray:
+        """The CT (int16 HU) inside a voxel box (lo inclusive, hi exclusive, clipped to the grid): only
+        the chunks the box overlaps are read (a slice of a viewer, a thumbnail)."""
+        case = self._image_case(case_id)
+        lo = tuple(max(0, min(int(v), n)) for v, n in zip(box[0], case.shape, strict=True))
+        hi = tuple(max(a, min(int(v), n)) for a, v, n in zip(lo, box[1], case.shape, strict=True))
+        return self._array(case, "image")[slices((lo, hi))]
 
     def grid(self, case_id: str) -> Grid:
         """A case's `Grid` (metadata only, no voxel is read); unpacks as ``shape, affine``."""

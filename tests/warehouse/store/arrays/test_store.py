@@ -39,6 +39,16 @@ def test_image_round_trip_and_case_listing(store, ct):
 
 
 # -- the DAG ---------------------------------------------------------------------------------
+def test_an_image_box_is_the_image_inside_it_clipped_to_the_grid(store, ct):
+    store.write_image(CASE, ct, AFFINE)
+    assert np.array_equal(store.image_box(CASE, ((3, 0, 5), (9, 20, 6))), ct[3:9, :, 5:6])
+    assert np.array_equal(store.image_box(CASE, ((-4, 18, 10), (99, 99, 99))), ct[:, 18:, 10:])
+    assert store.image_box(CASE, ((30, 0, 0), (40, 5, 5))).shape == (0, 5, 5)
+    store.write_masks("masks_only", {"heart": box_mask(ct.shape, (1, 1, 1), (3, 3, 3))}, AFFINE)
+    with pytest.raises(ArrayNotFoundError):
+        store.image_box("masks_only", ((0, 0, 0), (1, 1, 1)))
+
+
 def test_parent_without_its_own_mask_is_the_union_of_its_descendants(store):
     shape = (20, 10, 10)
     lll, lul = box_mask(shape, (10, 0, 0), (20, 10, 5)), box_mask(shape, (10, 0, 4), (20, 10, 10))
