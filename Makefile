@@ -13,7 +13,7 @@ UV_VERSION := 0.13.9
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 PIP := -m pip install -q --disable-pip-version-check $(FIND_LINKS)
 
-.PHONY: demo test test-long lint bench test-llm test-spark test-latest lock clean
+.PHONY: demo test test-long lint bench test-llm test-spark test-latest lock clean web
 
 # Exactly the lock, hashes checked, nothing resolved at install time; then the project itself
 # (editable, no dependencies of its own: they are all in the lock, and so is setuptools).
@@ -24,10 +24,18 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip check
 	touch $(STAMP)
 
-demo: $(STAMP)
+# `radgenome serve`'s browser viewer (NiiVue), vendored from the npm registry by lock/js/package-lock.json.
+# Without a registry the build goes on: `serve` and its browser tests say the viewer is not built.
+VIEWER := warehouse/web/static/vendor/niivue.js
+$(VIEWER): lock/js/package-lock.json lock/js/vendor.py
+	-$(PYTHON) lock/js/vendor.py
+
+web: $(VIEWER)
+
+demo: $(STAMP) $(VIEWER)
 	$(VENV)/bin/radgenome demo $(DEMO_ROOT)
 
-test: $(STAMP)
+test: $(STAMP) $(VIEWER)
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 # The many-trial variants (concurrent builds, kills at random points); CI runs them after `make test`.

@@ -85,6 +85,12 @@ class Warehouse:
         RADGENOME_QUERY_TIMEOUT's, 60 by default (`warehouse.engine` lists every limit)."""
         return self._engine.sql(query, params, timeout=timeout)
 
+    def page(self, query: str, params: Mapping[str, Any] | None = None, *, limit: int, offset: int = 0,
+             timeout: float | None = None) -> pl.DataFrame:
+        """Rows `offset` to `offset + limit` of `sql`'s result (in its order): a page of a long result
+        without fetching the rest."""
+        return self._engine.sql(query, params, timeout=timeout, limit=limit, offset=offset)
+
     def arrow(self, query: str, params: Mapping[str, Any] | None = None, *,
               timeout: float | None = None) -> pa.Table:
         """Like `sql`, returning an Arrow table."""

@@ -183,13 +183,16 @@ class Engine:
             raise QueryRefusedError(f"refused by the engine: {e}") from None
 
     def sql(self, query: str, params: Mapping[str, Any] | None = None, *,
-            timeout: float | None = None) -> pl.DataFrame:
+            timeout: float | None = None, limit: int | None = None, offset: int = 0) -> pl.DataFrame:
         """Run a read-only query with bound parameters; the result as a Polars DataFrame.
-        `timeout`: seconds (0: none) instead of `time_limit`'s or the engine's limit."""
+        `timeout`: seconds (0: none) instead of `time_limit`'s or the engine's limit. `limit`, `offset`:
+        only those rows of the result (a page), limited on the relation so the rest is not fetched."""
         with self._lock, self._limited(timeout):  # a DuckDB connection runs one statement at a time
             rel = self.relation(query, params)
             if rel is None:
                 return pl.DataFrame()
+            if limit is not None:
+                rel = rel.limit(int(limit), offset=int(offset))
             wide, df = _hugeint_columns(rel), rel.pl()
             for name in (df.columns[i] for i in wide):
                 try:

@@ -121,6 +121,16 @@ def test_manifest_row_counts_are_the_parquet_rows(wh):
     assert wh.manifest["snapshot_id"] == wh.snapshot_id
 
 
+def test_a_page_is_a_slice_of_the_whole_result(wh):
+    sql = "SELECT sentence_id, text FROM sentences WHERE case_id <> $skip ORDER BY case_id, ordinal, sentence_id"
+    whole = wh.sql(sql, {"skip": "none"})
+    assert whole.height > 7
+    for offset in (0, 3, whole.height - 2, whole.height + 5):
+        assert wh.page(sql, {"skip": "none"}, limit=4, offset=offset).equals(whole.slice(offset, 4))
+    with pytest.raises(QueryRefusedError, match="read-only"):
+        wh.page("DELETE FROM cases", limit=1)
+
+
 def test_table_file_is_the_snapshots_parquet(wh):
     assert wh.table_file("cases") == wh.path / "tables" / "cases.parquet"
     assert pq.read_table(wh.table_file("cases")).num_rows == wh.manifest["row_counts"]["cases"]

@@ -25,7 +25,7 @@ ingest_app = typer.Typer(help="Build or extend a warehouse from a source.", no_a
 app.add_typer(ingest_app, name="ingest")
 
 # Command modules, each with register(app) and optionally register_ingest(ingest_app).
-_MODULES = ("core", "structure", "export", "pipeline", "release", "queries")
+_MODULES = ("core", "structure", "export", "pipeline", "release", "queries", "serve")
 _debug = {"on": False}  # --debug or RADGENOME_DEBUG=1: errors show their traceback
 
 
