@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from ingest.runner import build
 from ingest.sources.demo import DemoSource
+from tests.fixtures.cli import export_command
 from warehouse import Warehouse
-from warehouse.cli.export import register, split_regions
+from warehouse.cli.export import split_regions
 from warehouse.core import schema
 from warehouse.core.errors import WarehouseError
 from warehouse.exports.bundle import export_cohort
@@ -28,11 +27,7 @@ def root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def cli():
-    app = typer.Typer()
-    register(app)
-    app.callback()(lambda: None)  # keep `export` a subcommand, as in the real `radgenome` app
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, ["export", *map(str, args)])
+    return export_command()
 
 
 def _count(out: str, what: str) -> int:

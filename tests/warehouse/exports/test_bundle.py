@@ -21,13 +21,6 @@ MASKS = ("left lung", "heart")
 
 
 @pytest.fixture(scope="module")
-def wh(tmp_path_factory) -> Warehouse:
-    root = tmp_path_factory.mktemp("wh")
-    build(CohortSource(n=6), root, runner="local", progress=False)
-    return Warehouse.open(root)
-
-
-@pytest.fixture(scope="module")
 def whole(wh, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("exports") / "whole"
     export_cohort(wh, out, sql=ALL + " WHERE case_id <> $skip", params={"skip": "valid_4_a_1.nii.gz"},

@@ -11,14 +11,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from ingest.images import read_dicom_series
 from ingest.runner import build
-from tests.fixtures.cohort_source import CohortSource, affine_of
+from tests.fixtures.cli import export_command
+from tests.fixtures.cohort_source import affine_of
 from warehouse import Warehouse
-from warehouse.cli.export import register
 from warehouse.core.boxes import slices
 from warehouse.exports import dicom_seg
 from warehouse.exports.bundle import ExportError, export_cohort
@@ -28,13 +26,6 @@ pydicom = pytest.importorskip("pydicom")
 
 WITH_CT = "SELECT case_id FROM cases WHERE has_image"
 MASKS = ("left lung", "heart", "lung")
-
-
-@pytest.fixture(scope="module")
-def wh(tmp_path_factory) -> Warehouse:
-    root = tmp_path_factory.mktemp("wh")
-    build(CohortSource(n=6), root, runner="local", progress=False)
-    return Warehouse.open(root)
 
 
 @pytest.fixture(scope="module")
@@ -254,11 +245,7 @@ def test_noise_is_stored_uncompressed_and_ct_jpeg_ls():
 # -- the CLI ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cli():
-    app = typer.Typer()
-    register(app)
-    app.callback()(lambda: None)  # keep `export` a subcommand, as in the real `radgenome` app
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, ["export", *map(str, args)])
+    return export_command()
 
 
 def test_cli_dry_run_then_export(cli, wh, tmp_path):

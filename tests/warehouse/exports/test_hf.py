@@ -9,13 +9,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from ingest.runner import build
-from tests.fixtures.cohort_source import CohortSource
+from tests.fixtures.cli import export_command
 from warehouse import Warehouse
-from warehouse.cli.export import register
 from warehouse.core import schema
 from warehouse.exports import hf
 from warehouse.exports.bundle import ExportError, export_cohort
@@ -48,13 +45,6 @@ def load(out: Path, config: str, cache: Path):
     import datasets
 
     return datasets.load_dataset(str(out), name=config, cache_dir=str(cache))
-
-
-@pytest.fixture(scope="module")
-def wh(tmp_path_factory) -> Warehouse:
-    root = tmp_path_factory.mktemp("wh")
-    build(CohortSource(n=6), root, runner="local", progress=False)
-    return Warehouse.open(root)
 
 
 @pytest.fixture(scope="module")
@@ -218,16 +208,13 @@ def test_dry_run_counts_the_files_and_bounds_their_bytes(wh, exported, tmp_path)
 
 
 def test_cli_writes_what_its_dry_run_said(wh, tmp_path, hf_cache):
-    app = typer.Typer()
-    register(app)
-    app.callback()(lambda: None)
-    out = tmp_path / "out"
-    args = ["export", "--warehouse", str(wh.root), "--sql", "SELECT case_id FROM cases WHERE split = 'validation'",
-            "--format", "hf", str(out)]
-    dry = CliRunner().invoke(app, [*args, "--dry-run"])
+    cli, out = export_command(), tmp_path / "out"
+    args = ["--warehouse", wh.root, "--sql", "SELECT case_id FROM cases WHERE split = 'validation'", "--format", "hf",
+            out]
+    dry = cli(*args, "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert not out.exists()
-    real = CliRunner().invoke(app, args)
+    real = cli(*args)
     assert real.exit_code == 0, real.output
     said = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in dry.output.splitlines()[:3])}
     files = [p for p in out.rglob("*") if p.is_file()]

@@ -8,20 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 import zarr
 from ome_zarr.io import parse_url
 from ome_zarr.reader import Reader
 from ome_zarr_models import open_ome_zarr
 from ome_zarr_models.v05.image import Image
-from typer.testing import CliRunner
 from zarr.storage import LocalStore
 
 from ingest.runner import build
-from tests.fixtures.cohort_source import CohortSource
+from tests.fixtures.cli import export_command
 from tests.warehouse.store.arrays.test_ome import validate_store_case
 from warehouse import Warehouse
-from warehouse.cli.export import register
 from warehouse.core.anatomy import anatomy
 from warehouse.core.boxes import slices
 from warehouse.core.grid import spacing
@@ -30,13 +27,6 @@ from warehouse.store.arrays.ome import region_rgba
 
 WITH_CT = "SELECT case_id FROM cases WHERE case_id <> 'valid_6_a_1.nii.gz'"  # valid_6 has masks, no CT
 MASKS = ("lung", "left lung", "heart", "trachea and bronchie")  # lung holds left lung; heart touches both lungs
-
-
-@pytest.fixture(scope="module")
-def wh(tmp_path_factory) -> Warehouse:
-    root = tmp_path_factory.mktemp("wh")
-    build(CohortSource(n=6), root, runner="local", progress=False)
-    return Warehouse.open(root)
 
 
 @pytest.fixture(scope="module")
@@ -154,11 +144,7 @@ def test_bad_input_is_one_line_and_writes_nothing(wh, tmp_path):
 
 @pytest.fixture(scope="module")
 def cli():
-    app = typer.Typer()
-    register(app)
-    app.callback()(lambda: None)  # keep `export` a subcommand, as in the real `radgenome` app
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, ["export", *map(str, args)])
+    return export_command()
 
 
 def test_cli_exports_images_without_masks_and_refuses_bad_regions(cli, wh, tmp_path):

@@ -1,20 +1,11 @@
 // The case page: the CT in three views (NiiVue), region masks as overlays, the grounded report beside.
 // window.viewerState tells tests (and curious users) what is drawn: the overlays' region ids and the crosshair.
-const $ = (id) => document.getElementById(id);
+import { $, el } from "/static/dom.js";
+
 const key = decodeURIComponent(location.pathname.split("/").pop());
 const state = window.viewerState = { ready: false, overlays: [], crosshairMM: null, selected: null, error: null };
 let nv = null;
 const volumes = new Map();  // region id -> the NiiVue overlay volume
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") node.textContent = v; else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  node.append(...children);
-  return node;
-}
 
 const response = await fetch(`/api/case/${encodeURIComponent(key)}`);
 const info = await response.json();

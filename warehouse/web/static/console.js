@@ -1,5 +1,6 @@
 // The console: schema beside, SQL and named-query forms, paged results, downloads, cohort export.
-const $ = (id) => document.getElementById(id);
+import { $, el } from "/static/dom.js";
+
 const state = { request: null, page: 0 };  // request: {sql, params} or {query, params}
 
 async function api(path, body) {
@@ -9,16 +10,6 @@ async function api(path, body) {
   const data = await response.json();
   if (!response.ok) throw new Error(data.error || `${response.status} ${response.statusText}`);
   return data;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") node.textContent = v; else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  node.append(...children);
-  return node;
 }
 
 function showError(message) { $("error").textContent = message || ""; }
