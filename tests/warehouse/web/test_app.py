@@ -154,3 +154,20 @@ def test_the_real_release_serves_its_tables(real_warehouse, tmp_path):
         status, info = get_json(f"{url}/api/case/{case_key(case_id)}")
         assert status == 200 and len(info["sentences"]) == wh.sql(
             "SELECT count(*) AS n FROM sentences WHERE case_id = $c", {"c": case_id})["n"][0]
+
+
+def test_a_bucket_root_serves_its_cases(bucket, capsys, tmp_path):
+    from tests.fixtures.cli import run
+    from warehouse import Warehouse
+
+    code, _, err = run(capsys, "demo", bucket, "--cases", "2", "--workers", "1")
+    assert code == 0, err
+    with Warehouse.open(bucket) as wh, served(wh, tmp_path) as url:
+        case_id = wh.sql("SELECT min(case_id) AS c FROM cases")["c"][0]
+        status, info = get_json(f"{url}/api/case/{case_key(case_id)}")
+        assert status == 200 and info["has_image"] and info["regions"]
+        region = info["regions"][0]["region_id"]
+        status, body, _ = request(f"{url}/api/case/{case_key(case_id)}/mask/{region}.nii.gz")
+        assert status == 200 and body[:2] == b"\x1f\x8b"  # gzip
+        status, body, _ = request(f"{url}/api/case/{case_key(case_id)}/slice/axial/3.png")
+        assert status == 200 and body[:4] == b"\x89PNG"
