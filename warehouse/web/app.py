@@ -8,6 +8,7 @@ read-only `Warehouse`::
     GET  /api/schema                        tables and columns with the schema's descriptions
     GET  /api/queries                       the named queries with their typed parameters
     GET  /api/regions?q=TEXT                anatomy regions whose names or synonyms contain TEXT
+    GET  /api/terms?q=TEXT                  finding terms whose name or synonyms contain TEXT
     POST /api/sql      {sql, params, page, page_size}       one page of a result
     POST /api/query/NAME {params, page, page_size}          one page of a named query's result
     GET  /api/download?sql=..|query=..&params=JSON&format=csv|parquet   a whole result as a file
@@ -47,6 +48,7 @@ from warehouse.core import schema
 from warehouse.core.anatomy import anatomy
 from warehouse.core.errors import WarehouseError
 from warehouse.core.ids import case_key
+from warehouse.core.schema import CT_RATE_LABELS
 from warehouse.exports.bundle import FORMATS, export_cohort
 from warehouse.exports.bundle_tables import safe_name
 from warehouse.web.cases import Cases, NotFound
@@ -57,7 +59,8 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).parent / "static"
 VIEWER = STATIC / "vendor" / "niivue.js"
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
-MAX_REGIONS = 20
+MAX_REGIONS = 20  # suggestions per autocomplete request
+CHOICES = {"ct_rate_label": CT_RATE_LABELS}  # typed parameters with a fixed list: a select in the form
 Explain = Callable[[BaseException], "tuple[str, int, list[str]] | None"]
 log = logging.getLogger("radgenome.serve")
 
@@ -115,7 +118,8 @@ def create_app(wh: Warehouse, *, exports: Path, explain: Explain | None = None) 
                               "example": dict(q.example),
                               "params": [{"name": p.name, "type": p.type, "description": p.description,
                                           "default": _cell(p.default), "required": p.required,
-                                          "choices": list(p.choices)} for p in q.params]}
+                                          "choices": list(p.choices) or list(CHOICES.get(p.type, ()))}
+                                         for p in q.params]}
                              for q in list_queries()])
 
     def regions(request: Request) -> Response:
@@ -131,6 +135,14 @@ def create_app(wh: Warehouse, *, exports: Path, explain: Explain | None = None) 
                     hits.setdefault(r.name, alias)
         ranked = sorted(hits, key=lambda n: (not n.lower().startswith(text), len(n), n))[:MAX_REGIONS]
         return JSONResponse([{"name": n, "region_id": dag.get(n).region_id, "matched": hits[n]} for n in ranked])
+
+    def terms(request: Request) -> Response:
+        text = request.query_params.get("q", "").strip().lower()
+        df = wh.sql("""SELECT term FROM finding_terms
+                       WHERE contains(term, $t) OR contains(lower(array_to_string(synonyms, '|')), $t)
+                       ORDER BY NOT contains(term, $t), NOT starts_with(term, $t), length(term), term LIMIT $n""",
+                    {"t": text, "n": MAX_REGIONS})
+        return JSONResponse(df["term"].to_list())
 
     async def sql(request: Request) -> Response:
         body = await _json(request)
@@ -207,6 +219,7 @@ def create_app(wh: Warehouse, *, exports: Path, explain: Explain | None = None) 
         Route("/api/schema", schema_),
         Route("/api/queries", queries_),
         Route("/api/regions", regions),
+        Route("/api/terms", terms),
         Route("/api/sql", sql, methods=["POST"]),
         Route("/api/query/{name}", query, methods=["POST"]),
         Route("/api/download", download),

@@ -171,3 +171,16 @@ def test_a_bucket_root_serves_its_cases(bucket, capsys, tmp_path):
         assert status == 200 and body[:2] == b"\x1f\x8b"  # gzip
         status, body, _ = request(f"{url}/api/case/{case_key(case_id)}/slice/axial/3.png")
         assert status == 200 and body[:4] == b"\x89PNG"
+
+
+def test_terms_and_labels_are_offered_in_the_forms(server, demo_wh):
+    url, _ = server
+    _, hits = get_json(url + "/api/terms?q=nodul")
+    terms = demo_wh.sql("SELECT term, synonyms FROM finding_terms").rows()
+    want = {t for t, syn in terms if "nodul" in t or any("nodul" in x.lower() for x in syn or [])}
+    assert set(hits) <= want and len(hits) == min(20, len(want))
+    named = sum("nodul" in t for t in hits)
+    assert named >= 2 and all("nodul" in t for t in hits[:named])  # terms named so first, then by synonym
+    _, queries = get_json(url + "/api/queries")
+    label = next(p for q in queries if q["name"] == "cohort_by_label" for p in q["params"] if p["name"] == "label")
+    assert label["type"] == "ct_rate_label" and label["choices"] == list(schema.CT_RATE_LABELS)

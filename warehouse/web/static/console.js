@@ -46,6 +46,7 @@ function paramInput(p) {
     input = el("input", { id, name: p.name, type, placeholder: p.default === null ? "" : String(p.default) });
     if (p.type === "float") input.step = "any";
     if (p.type === "region") { input.setAttribute("list", "region-list"); input.addEventListener("input", suggestRegions); }
+    if (p.type === "term") { input.setAttribute("list", "term-list"); input.addEventListener("input", suggestTerms); }
   }
   return el("label", { title: p.description }, el("span", { text: `${p.name}${p.required ? " *" : ""} (${p.type})` }), input);
 }
@@ -64,6 +65,13 @@ async function suggestRegions(event) {
   if (!text) return;
   const hits = await api(`/api/regions?q=${encodeURIComponent(text)}`);
   $("region-list").replaceChildren(...hits.map((h) => el("option", { value: h.name })));
+}
+
+async function suggestTerms(event) {
+  const text = event.target.value.trim();
+  if (!text) return;
+  const hits = await api(`/api/terms?q=${encodeURIComponent(text)}`);
+  $("term-list").replaceChildren(...hits.map((t) => el("option", { value: t })));
 }
 
 function renderResult(data) {
