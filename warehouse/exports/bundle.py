@@ -20,6 +20,11 @@ id a sanitised stem plus a hash), so no name leaves OUT and a re-ingested folder
 same case ids. The bundle is built in a hidden folder beside OUT and renamed into place
 when complete. A dry run builds the text files in a private temporary folder (removed
 after), so its file count and their bytes are exact; NIfTI bytes are an upper bound.
+
+The same cohort goes out in other formats too (``format``, `FORMATS`): a Hugging Face dataset
+repository (`warehouse.exports.hf`), OME-Zarr images with labels (`warehouse.exports.ome_zarr`) and
+DICOM SEG with a generated CT series (`warehouse.exports.dicom_seg`); each module's docstring gives
+its layout. They are staged, checked and renamed the same way, each with its ``manifest.json``.
 """
 
 from __future__ import annotations

@@ -158,7 +158,11 @@ def create_app(wh: Warehouse, *, exports: Path, explain: Explain | None = None) 
         fmt = q.get("format", "csv")
         if fmt not in ("csv", "parquet"):
             raise BadRequest(f"format {fmt!r}: choose csv or parquet")
-        text, bound = _statement(q.get("sql"), q.get("query"), _params({"params": json.loads(q.get("params") or "{}")}))
+        try:
+            given = json.loads(q.get("params") or "{}")
+        except ValueError:
+            raise BadRequest("'params' must be a JSON object of name: value") from None
+        text, bound = _statement(q.get("sql"), q.get("query"), _params({"params": given}))
         table = wh.arrow(text, bound)
         buf = io.BytesIO()
         if fmt == "csv":
@@ -177,11 +181,11 @@ def create_app(wh: Warehouse, *, exports: Path, explain: Explain | None = None) 
         body = await _json(request)
         name = safe_name(_text(body, "name", "cohort"))
         masks = body.get("masks") or []
-        if isinstance(masks, str):
-            masks = [m.strip() for m in masks.split(",") if m.strip()]
+        masks = masks.split(",") if isinstance(masks, str) else masks if isinstance(masks, list) else [masks]
+        masks = [str(m).strip() for m in masks if str(m).strip()]
         kwargs = {"sql": body.get("sql"), "query": body.get("query"), "params": _params(body),
-                  "images": bool(body.get("images")), "masks": masks, "crop": body.get("crop") or None,
-                  "margin_mm": float(body.get("margin_mm", 10.0)), "dry_run": bool(body.get("dry_run")),
+                  "images": bool(body.get("images")), "masks": masks, "crop": str(body.get("crop") or "") or None,
+                  "margin_mm": _number(body, "margin_mm", 10.0), "dry_run": bool(body.get("dry_run")),
                   "format": str(body.get("format") or "bundle")}
         summary = export_cohort(wh, exports / name, **kwargs)
         return JSONResponse({"summary": str(summary), "cases": summary.cases, "files": summary.files,
@@ -249,6 +253,13 @@ def _text(body: dict, key: str, default: str | None = None) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f"give {key!r} as text")
     return value
+
+
+def _number(body: dict, key: str, default: float) -> float:
+    try:
+        return float(body.get(key, default))
+    except (TypeError, ValueError):
+        raise BadRequest(f"give {key!r} as a number") from None
 
 
 def _params(body: dict) -> dict[str, Any]:

@@ -104,6 +104,8 @@ def test_a_named_query_runs_from_its_form(server, demo_wh):
     ("/api/case/nope", None, 404, "no case"),
     ("/api/case/x/mask/1.nii.gz", None, 404, "no case"),
     ("/api/nothing", None, 404, "no such page"),
+    ("/api/export", {"sql": "SELECT case_id FROM cases", "margin_mm": "wide"}, 400, "'margin_mm'"),
+    ("/api/download?sql=SELECT%201&params=%7Bnope", None, 400, "'params'"),
 ])
 def test_errors_are_one_line(server, path, body, status, text):
     url, _ = server
