@@ -71,3 +71,20 @@ def test_the_running_environment_is_the_lock():
     wrong = {name: (version, installed.get(name)) for name, version in lock_tool.pins(MAIN_LOCK).items()
              if installed.get(name) != version}
     assert not wrong, f"installed versions differ from lock/requirements.txt (locked, installed): {wrong}"
+
+
+def test_the_viewer_lock_pins_every_package_with_its_hash():
+    """lock/js: npm's lock for the vendored viewer; every package pinned with a sha512, and (once `make web`
+    ran) the vendored licences name each one the module may bundle."""
+    import json
+
+    lock = json.loads((ROOT / "lock" / "js" / "package-lock.json").read_text())
+    wanted = json.loads((ROOT / "lock" / "js" / "package.json").read_text())["dependencies"]
+    packages = {k.removeprefix("node_modules/"): v for k, v in lock["packages"].items() if k}
+    assert {k: packages[k]["version"] for k in wanted} == wanted  # exact versions, no ranges
+    assert all(v["integrity"].startswith("sha512-") for v in packages.values())
+    licences = ROOT / "warehouse" / "web" / "static" / "vendor" / "LICENSES.txt"
+    if licences.is_file():
+        text = licences.read_text()
+        assert "BSD 2-Clause" in text
+        assert all(f"== {k} {v['version']}" in text for k, v in packages.items() if not v.get("optional"))

@@ -39,8 +39,11 @@ def fetch(pkg: str, meta: dict) -> tarfile.TarFile:
     the lock's ``sha512-<base64>`` integrity."""
     url = f"{REGISTRY}/{pkg}/-/{pkg.rpartition('/')[2]}-{meta['version']}.tgz"
     integrity = meta["integrity"]
-    with urllib.request.urlopen(url, timeout=60) as r:
-        data = r.read()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            data = r.read()
+    except OSError as e:  # no registry here: make goes on, and `serve` says the viewer is not built
+        sys.exit(f"cannot fetch {url} ({e}): the viewer is not vendored; set NPM_CONFIG_REGISTRY to a mirror")
     algo, _, want = integrity.partition("-")
     got = base64.b64encode(hashlib.new(algo, data).digest()).decode()
     if got != want:
