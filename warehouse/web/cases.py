@@ -92,36 +92,36 @@ class Cases:
         out = {"case_id": case_id, "key": key, "snapshot_id": self.wh.snapshot_id, "case": _jsonable(case),
                "has_image": False, "grid": None, "regions": [], "sentences": sentences, "findings": _jsonable(findings),
                "vqa": vqa, "windows": {k: {"level": lv, "width": w} for k, (lv, w) in WINDOWS.items()}}
+        named = {r["region_id"] for rows in (sentences, findings, vqa) for r in rows if r["region_id"] is not None}
         store = self._arrays()
         try:
             shape, affine = store.grid(case_id) if store is not None else (None, None)
         except ArrayNotFoundError:
             shape = affine = None
-        if shape is None:
-            return out
-        out["has_image"] = store.has_image(case_id)
-        out["grid"] = {"shape": list(shape), "affine": np.asarray(affine).tolist(),
-                       "spacing": [float(s) for s in spacing(affine)]}
-        wanted = {s["region_id"] for s in sentences if s["region_id"] is not None}
-        wanted |= {s["region_id"] for s in store.structures(case_id) if s["voxels"]}
-        entries = (self._region_entry(store, case_id, rid, affine) for rid in wanted)
-        out["regions"] = sorted((r for r in entries if r is not None), key=lambda r: r["name"])
+        if shape is not None:
+            out["has_image"] = store.has_image(case_id)
+            out["grid"] = {"shape": list(shape), "affine": np.asarray(affine).tolist(),
+                           "spacing": [float(s) for s in spacing(affine)]}
+            named |= {s["region_id"] for s in store.structures(case_id) if s["voxels"]}
+        entries = (self._region_entry(store if shape is not None else None, case_id, rid, affine) for rid in named)
+        out["regions"] = sorted(entries, key=lambda r: r["name"])
         return out
 
-    def _region_entry(self, store: Any, case_id: str, region_id: int, affine: np.ndarray) -> dict | None:
-        """A region with a mask in the case: its colour, box, centre (world mm) and subtree (region ids)."""
+    def _region_entry(self, store: Any, case_id: str, region_id: int, affine: np.ndarray | None) -> dict:
+        """A region the case's report or masks name: its colour and subtree (region ids); where the case
+        has a mask of it, ``has_mask`` with its box and centre (world mm)."""
         dag = anatomy()
         region = dag.get(int(region_id))
+        out = {"region_id": region.region_id, "name": region.name, "rgba": region_rgba(region.region_id),
+               "subtree": sorted(dag.get(n).region_id for n in dag.descendants(region.name)), "has_mask": False}
         try:
-            box = store.region_bbox(case_id, region)
+            box = store.region_bbox(case_id, region) if store is not None else None
         except ArrayNotFoundError:  # no structure of the region or under it
-            return None
-        if box is None:  # only empty ones
-            return None
+            box = None
+        if box is None:  # none, or only empty ones
+            return out
         centre = (np.asarray(box[0]) + np.asarray(box[1]) - 1) / 2
-        return {"region_id": region.region_id, "name": region.name, "rgba": region_rgba(region.region_id),
-                "bbox": [list(box[0]), list(box[1])],
-                "subtree": sorted(dag.get(n).region_id for n in dag.descendants(region.name)),
+        return {**out, "has_mask": True, "bbox": [list(box[0]), list(box[1])],
                 "centre_mm": (np.asarray(affine)[:3, :3] @ centre + np.asarray(affine)[:3, 3]).tolist()}
 
     def image_nifti(self, key: str) -> bytes:

@@ -68,7 +68,7 @@ def _pick_sentence(page) -> dict:
     regions = {r["region_id"]: r for r in info["regions"]}
     for s in info["sentences"]:
         r = regions.get(s["region_id"])
-        if r is None:
+        if r is None or not r["has_mask"]:
             continue
         h, sat, _ = colorsys.rgb_to_hsv(*(np.array(r["rgba"][:3]) / 255))
         if min(abs(h - 1 / 6), 1 - abs(h - 1 / 6)) > 0.12 and sat > 0.4:
@@ -163,3 +163,21 @@ def test_a_result_exports_as_a_cohort_after_its_dry_run(page, demo_wh, tmp_path)
         assert sorted(p.name for p in (tmp_path / "exports" / "two" / "images").iterdir()) == sorted(
             f"{case_key(c)}.nii.gz" for c in demo_wh.sql("SELECT case_id FROM cases ORDER BY case_id LIMIT 2")[
                 "case_id"])
+
+
+def test_a_released_case_without_a_ct_still_links_sentences_to_regions(page, real_warehouse, tmp_path):
+    from warehouse import Warehouse
+
+    with Warehouse.open(real_warehouse) as wh, served(wh, tmp_path) as url:
+        case_id, region_id = wh.sql("""SELECT case_id, region_id FROM sentences WHERE region_id IS NOT NULL
+                                       ORDER BY case_id, ordinal LIMIT 1""").row(0)
+        n = wh.sql("""SELECT count(*) AS n FROM sentences WHERE case_id = $c AND region_id IN
+                      (SELECT descendant_id FROM anatomy_closure WHERE ancestor_id = $r)""",
+                   {"c": case_id, "r": region_id})["n"][0]
+        page.goto(f"{url}/case/{case_key(case_id)}")
+        page.wait_for_selector("body[data-ready=true]")
+        assert "no CT image" in page.evaluate("window.viewerState.error") and page.is_hidden("#viewer-box")
+        page.click(f".sentence[data-region-id='{region_id}'] >> nth=0")
+        assert page.is_visible("#region-panel")
+        assert page.locator("#region-details h4").first.inner_text() == f"Sentences ({n})"
+        assert page.evaluate("window.viewerState.overlays") == []

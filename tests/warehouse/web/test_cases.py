@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from warehouse.core.anatomy import anatomy
+from warehouse.core.errors import ArrayNotFoundError
 from warehouse.core.ids import case_key
 from warehouse.store.arrays.ome import region_rgba
 from warehouse.viewer import to_display, views
@@ -40,16 +41,21 @@ def test_info_holds_the_cases_report_regions_and_pairs(demo_wh):
     assert info["has_image"] and info["grid"]["shape"] == list(shape)
     assert np.allclose(info["grid"]["affine"], affine)
     dag = anatomy()
-    for r in info["regions"]:  # every region listed has voxels; its box, colour and centre are the store's
+    for r in (r for r in info["regions"] if r["has_mask"]):  # box, colour and centre are the store's
         box = store.region_bbox(case_id, r["region_id"])
         assert r["bbox"] == [list(box[0]), list(box[1])] and r["rgba"] == region_rgba(r["region_id"])
         centre = (np.array(box[0]) + np.array(box[1]) - 1) / 2
         assert np.allclose(r["centre_mm"], affine[:3, :3] @ centre + affine[:3, 3])
         assert r["region_id"] in r["subtree"]
         assert set(r["subtree"]) == {dag.get(n).region_id for n in dag.descendants(r["name"])}
-    listed = {r["region_id"] for r in info["regions"]}
+    masked = {r["region_id"] for r in info["regions"] if r["has_mask"]}
     with_mask = {s["region_id"] for s in store.structures(case_id) if s["voxels"]}
-    assert with_mask <= listed
+    assert with_mask <= masked
+    named = {x["region_id"] for rows in (info["sentences"], info["findings"], info["vqa"]) for x in rows}
+    assert {r["region_id"] for r in info["regions"]} == (named - {None}) | with_mask  # every region named
+    for r in (r for r in info["regions"] if not r["has_mask"]):
+        with pytest.raises(ArrayNotFoundError):
+            store.region_mask(case_id, r["region_id"])
     assert [r["name"] for r in info["regions"]] == sorted(r["name"] for r in info["regions"])
 
 
@@ -117,3 +123,15 @@ def test_real_cts_masks_and_slices(real_ct_wh):
     level, width = WINDOWS["lung"]
     want = np.clip((display[:, :, 20].T.astype(np.float32) - (level - width / 2)) / width * 255, 0, 255)
     assert np.array_equal(got, want.astype(np.uint8))
+
+
+def test_a_case_without_arrays_lists_the_regions_its_report_names(real_warehouse):
+    from warehouse import Warehouse
+
+    with Warehouse.open(real_warehouse) as wh:
+        case_id = wh.sql("SELECT min(case_id) AS c FROM sentences WHERE region_id IS NOT NULL")["c"][0]
+        info = Cases(wh).info(case_key(case_id))
+        named = set(wh.sql("SELECT DISTINCT region_id FROM sentences WHERE case_id = $c AND region_id IS NOT NULL",
+                           {"c": case_id})["region_id"].to_list())
+    assert not info["has_image"] and named <= {r["region_id"] for r in info["regions"]}
+    assert not any(r["has_mask"] for r in info["regions"])

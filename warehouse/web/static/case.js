@@ -76,12 +76,12 @@ function centreOn(id) {
   state.crosshairMM = r.centre_mm;
 }
 
-// A sentence shows its region alone and centres the views on it.
+// A sentence lists its region's rows; with a mask, it shows the region alone and centres the views on it.
 async function selectSentence(node, id) {
   for (const other of document.querySelectorAll(".sentence.active")) other.classList.remove("active");
   node.classList.add("active");
   showPanel(id);
-  if (!nv) return;
+  if (!nv || !regions.get(id).has_mask) return;
   for (const other of [...volumes.keys()]) if (other !== id) hideRegion(other);
   await showRegion(id);
   centreOn(id);
@@ -105,21 +105,28 @@ function showPanel(id) {
 }
 
 for (const s of info.sentences) {
-  const hasMask = s.region_id !== null && regions.has(s.region_id);
+  const region = s.region_id === null ? null : regions.get(s.region_id);
+  const hasMask = Boolean(region && region.has_mask);
   const node = el("div", { class: `sentence${s.is_abnormal ? " abnormal" : ""}${hasMask ? "" : " nomask"}`,
                            "data-region-id": s.region_id ?? "", "data-sentence-id": s.sentence_id,
-                           title: hasMask ? `show ${s.region}` : "no mask of this region in this case" },
+                           title: hasMask ? `show ${s.region}` : region ? "no mask of this region in this case" : "" },
                   el("span", { class: "path", text: s.anatomy_path || "report" }), s.text);
-  if (hasMask) node.addEventListener("click", () => selectSentence(node, s.region_id));
+  if (region) node.addEventListener("click", () => selectSentence(node, s.region_id));
   $("sentences").append(node);
 }
 for (const r of info.regions) {
   const box = el("input", { type: "checkbox", value: String(r.region_id) });
+  box.disabled = !r.has_mask || !info.has_image;
+  box.title = r.has_mask ? "" : "no mask of this region in this case";
   box.addEventListener("change", () => (box.checked ? showRegion(r.region_id) : hideRegion(r.region_id)));
   $("regions").append(el("label", { "data-region": r.name }, box,
     el("span", { class: "swatch", style: `background:${rgb(r)}` }),
     el("a", { href: "#", text: r.name, onclick: (e) => { e.preventDefault(); showPanel(r.region_id); } })));
 }
-try { await startViewer(); } catch (e) { $("viewer-message").textContent = e.message; state.error = e.message; }
+try { await startViewer(); } catch (e) {
+  $("viewer-box").hidden = true;
+  $("viewer-message").textContent = e.message;
+  state.error = e.message;
+}
 state.ready = true;
 document.body.dataset.ready = "true";
