@@ -18,7 +18,7 @@ import nibabel as nib
 import numpy as np
 
 from warehouse.core.boxes import Box
-from warehouse.core.errors import ArrayNotFoundError, WarehouseError
+from warehouse.core.errors import ArrayNotFoundError
 from warehouse.core.grid import margin_box, shift_affine
 
 if TYPE_CHECKING:
@@ -139,22 +139,14 @@ def write_case(wh: Warehouse, files: Sequence[ArrayFile], folder: Path) -> int:
         return 0
     store = wh.arrays
     case_id, box, crop = files[0].case_id, files[0].box, files[0].crop
-    shape, affine = store.grid(case_id)
+    _, affine = store.grid(case_id)
     out_affine = shift_affine(affine, box[0])
-    hu = crop_mask = None
-    if crop is not None and any(f.kind == "image" for f in files):
-        hu, crop_mask, crop_affine = store.region_crop(case_id, crop, margin_mm=files[0].margin_mm)
-        if hu.shape != files[0].shape or not np.allclose(crop_affine, out_affine, atol=1e-6):
-            raise WarehouseError(f"the store cropped {hu.shape} where the export planned {files[0].shape}",
-                                 case_id=case_id, stage="export")
     written = 0
     for f in files:
         if f.kind == "image":
-            data = hu if hu is not None else store.image(case_id)[0]
+            data = store.image_box(case_id, box)  # the planned box: the whole grid, or the crop
         elif crop is None:
             data = store.region_mask(case_id, f.region)[0]
-        elif f.region == crop and crop_mask is not None:
-            data = crop_mask
         else:
             part, part_affine = store.region_mask(case_id, f.region, crop=True)
             data = paste(part, voxel_offset(affine, part_affine), box, fill=False) if part.size else \
