@@ -68,13 +68,18 @@ def write_readme(path: Path, snapshot_id: str, query: str, cases: int, licences:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def cohort_table(wh: Warehouse, name: str, case_ids: Sequence[str]) -> pa.Table:
+    """Table `name`'s rows of the cohort, in the snapshot's order; a reference table whole (it gives ids and
+    terms their meaning)."""
+    return wh.table(name, None if name in schema.REFERENCE_TABLES else case_ids)
+
+
 def write_tables(wh: Warehouse, folder: Path, case_ids: list[str]) -> dict[str, int]:
     """Every table as Parquet and CSV: the cohort's rows (reference tables whole), in the snapshot's order."""
     folder.mkdir(parents=True, exist_ok=True)
     counts = {}
     for name in schema.TABLES:
-        # reference tables are written whole: they give ids and terms their meaning
-        t = wh.table(name, None if name in schema.REFERENCE_TABLES else case_ids)
+        t = cohort_table(wh, name, case_ids)
         pq.write_table(t, folder / f"{name}.parquet", compression="zstd")
         _frame_for_csv(t).write_csv(folder / f"{name}.csv")
         counts[name] = t.num_rows

@@ -63,6 +63,7 @@ import pyarrow.parquet as pq
 
 from warehouse.core import schema
 from warehouse.core.release_format import LICENCES
+from warehouse.exports.bundle_tables import cohort_table
 from warehouse.exports.cohort import Cohort, ExportError
 from warehouse.exports.croissant import CITATION, LICENCE_URLS
 from warehouse.exports.nifti import write_case
@@ -161,10 +162,10 @@ def write_dataset(c: Cohort, folder: Path) -> dict[str, dict[str, int]]:
     by_split = {s: [cid for cid in c.case_ids if splits[cid] == s] for s in ordered_splits(splits.values())}
     rows: dict[str, dict[str, int]] = {}
     for name in schema.TABLES:  # one table in memory at a time
-        if name in schema.REFERENCE_TABLES:  # whole: they give ids and terms their meaning
-            rows[name] = _write_splits(folder, name, {WHOLE: c.wh.table(name)})
+        t = cohort_table(c.wh, name, c.case_ids)
+        if name in schema.REFERENCE_TABLES:  # whole, in one split
+            rows[name] = _write_splits(folder, name, {WHOLE: t})
             continue
-        t = c.wh.table(name, c.case_ids)
         rows[name] = _write_splits(folder, name, {s: t.filter(pc.is_in(t["case_id"], pa.array(ids, pa.string())))
                                                   for s, ids in by_split.items()})
     if c.images or c.masks:
