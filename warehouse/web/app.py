@@ -48,7 +48,6 @@ from warehouse.core import schema
 from warehouse.core.anatomy import anatomy
 from warehouse.core.errors import WarehouseError
 from warehouse.core.ids import case_key
-from warehouse.core.schema import CT_RATE_LABELS
 from warehouse.exports.bundle import FORMATS, export_cohort
 from warehouse.exports.bundle_tables import safe_name
 from warehouse.web.cases import Cases, NotFound
@@ -60,7 +59,7 @@ STATIC = Path(__file__).parent / "static"
 VIEWER = STATIC / "vendor" / "niivue.js"
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 MAX_REGIONS = 20  # suggestions per autocomplete request
-CHOICES = {"ct_rate_label": CT_RATE_LABELS}  # typed parameters with a fixed list: a select in the form
+CHOICES = {"ct_rate_label": schema.CT_RATE_LABELS}  # typed parameters with a fixed list: a select in the form
 Explain = Callable[[BaseException], "tuple[str, int, list[str]] | None"]
 log = logging.getLogger("radgenome.serve")
 
